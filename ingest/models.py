@@ -1,0 +1,199 @@
+"""The values that cross stage boundaries.
+
+Every stage takes and returns these frozen, slotted dataclasses, never dicts or tuples of
+loose values. Datetimes are timezone-aware (UTC when we made them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractRules:
+    """Per-source overrides for the rare site the generic extractor gets wrong."""
+
+    content_selector: str | None = None
+    drop_selectors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A configured feed: where it is and how often to read it."""
+
+    name: str
+    url: str
+    interval: timedelta
+    enabled: bool = True
+    rules: ExtractRules = field(default_factory=ExtractRules)
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators kept per source for conditional GET (RFC 9110 §13)."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One HTTP response as the fetcher got it: the body is raw, undecoded bytes."""
+
+    url: str  # what we asked for
+    final_url: str  # after redirects
+    status: int
+    content_type: str  # media type only, lower-cased, e.g. "text/html"; "" if absent
+    charset: str | None  # from the Content-Type header, if any
+    body: bytes
+    fetched_at: datetime
+    validators: Validators = field(default_factory=Validators)
+    headers: tuple[tuple[str, str], ...] = ()  # lower-cased names, as received
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item of a feed, links already absolute."""
+
+    guid: str | None
+    url: str | None
+    title: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    summary: str | None = None
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Feed:
+    """A parsed feed: its own metadata and its entries in document order."""
+
+    title: str | None
+    link: str | None  # the site the feed describes
+    format: str  # "rss20", "atom10", "rss10", "json11", ... as detected
+    entries: tuple[Entry, ...]
+    ttl: timedelta | None = None  # RSS <ttl> or sy:updatePeriod/sy:updateFrequency
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What the extractor found in one HTML page."""
+
+    canonical_url: str | None
+    title: str | None
+    authors: tuple[str, ...]
+    published: datetime | None
+    modified: datetime | None
+    language: str | None
+    site_name: str | None
+    description: str | None
+    image: str | None
+    tags: tuple[str, ...]
+    text: str  # paragraphs separated by one blank line
+    html: str  # sanitized main-content HTML
+    markdown: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """A stored article: the extraction plus where it came from.
+
+    The names of these fields are the on-disk JSON contract (see storage/README.md and
+    ingest/schema/article.schema.json): add fields freely, rename none.
+    """
+
+    id: str
+    url: str  # as fetched (after redirects)
+    canonical_url: str | None
+    source: str | None
+    title: str | None
+    authors: tuple[str, ...]
+    published: datetime | None
+    modified: datetime | None
+    language: str | None
+    site_name: str | None
+    description: str | None
+    image: str | None
+    tags: tuple[str, ...]
+    text: str
+    html: str
+    markdown: str
+    fetched_at: datetime | None
+    fingerprint: str
+    entry_guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """What one poll of one source did."""
+
+    source: str
+    started_at: datetime
+    finished_at: datetime
+    status: str  # "ok", "not_modified", "failed"
+    entries: int = 0  # entries in the feed
+    new: int = 0  # entries not seen before
+    stored: int = 0
+    duplicates: int = 0
+    skipped: int = 0  # not HTML, no article, ...: recorded with a reason
+    errors: int = 0  # entries whose page could not be fetched: retried next time
+    error: str | None = None  # why the whole source failed
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    @property
+    def elapsed(self) -> timedelta:
+        return self.finished_at - self.started_at
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the store remembers about a source between polls."""
+
+    name: str
+    url: str
+    validators: Validators = field(default_factory=Validators)
+    last_polled_at: datetime | None = None
+    last_status: str | None = None  # RunReport.status of the last poll
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    next_poll_at: datetime | None = None
+    entries_seen: int = 0
+    articles_stored: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    """What happened to an article handed to the store."""
+
+    status: str  # "stored" or "duplicate"
+    article_id: str  # the new article, or the one it duplicates
+    seq: int | None = None  # catalog sequence number when stored
+    path: str | None = None  # JSON document, relative to the storage directory
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogRow:
+    """One article as the catalog indexes it (the full document is on disk)."""
+
+    seq: int
+    id: str
+    path: str
+    url: str
+    source: str | None
+    title: str | None
+    published: datetime | None
+    fetched_at: datetime

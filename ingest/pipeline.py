@@ -1,0 +1,326 @@
+"""The one orchestrator: the order of the stages, for the daemon, the CLI and later workers.
+
+    poll_source: fetch the feed with its validators (a 304 stops here) → read entries →
+    drop entries already seen → fetch and extract the new ones → dedup by content →
+    store → save source state → RunReport.
+
+Every step is idempotent: a rerun, or a rerun after a crash, stores nothing twice,
+because the store enforces the entry keys and the fingerprint with unique constraints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+from ingest import dedup, extract, feeds
+from ingest.errors import ExtractError, FeedError, FetchError, StoreError
+from ingest.fetch import Fetcher
+from ingest.models import (
+    Article,
+    Entry,
+    Extraction,
+    ExtractRules,
+    Feed,
+    Page,
+    RunReport,
+    Source,
+    SourceState,
+)
+from ingest.store import Store
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
+HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
+# Statuses that will not change by asking again: the entry is recorded as skipped.
+PERMANENT_STATUSES = frozenset({404, 410, 451})
+
+OnStored = Callable[[Article], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What every pipeline call needs, built once by the caller and passed down."""
+
+    fetcher: Fetcher
+    store: Store
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Counts for one run; turned into a frozen RunReport at the end."""
+
+    entries: int = 0
+    new: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+async def poll_source(
+    ctx: Context, source: Source, *, on_stored: OnStored | None = None
+) -> RunReport:
+    """Poll one source once: the function the daemon and ``ingest poll`` call."""
+    started = ctx.now()
+    state = await ctx.store.source_state(source.name)
+    if state is None or state.url != source.url:  # new, or its URL changed in the config
+        state = SourceState(name=source.name, url=source.url)
+    try:
+        page = await ctx.fetcher.get(source.url, validators=state.validators)
+        if page.not_modified:
+            report = _report(source.name, started, ctx.now(), "not_modified", _Tally())
+        else:
+            feed = feeds.parse_feed(page)
+            tally = await _ingest_feed(ctx, feed, source=source, on_stored=on_stored)
+            report = _report(source.name, started, ctx.now(), "ok", tally)
+    except (FetchError, FeedError, StoreError) as exc:
+        report = _report(source.name, started, ctx.now(), "failed", _Tally(), error=str(exc))
+        page = None
+    await ctx.store.save_source_state(_next_state(state, report, page, source.interval))
+    _log_report(report)
+    return report
+
+
+async def ingest_url(
+    ctx: Context,
+    url: str,
+    *,
+    source: Source | None = None,
+    on_stored: OnStored | None = None,
+) -> RunReport:
+    """Ingest one URL that need not be configured: a feed's entries, or one article page.
+
+    Which one is decided from the response, not the URL.
+    """
+    started = ctx.now()
+    name = source.name if source else f"url:{urlsplit(url).hostname or url}"
+    rules = source.rules if source else ExtractRules()
+    try:
+        page = await ctx.fetcher.get(url)
+        if feeds.looks_like_feed(page):
+            feed = feeds.parse_feed(page)
+            adhoc = source or Source(name=name, url=url, interval=timedelta(0), rules=rules)
+            tally = await _ingest_feed(ctx, feed, source=adhoc, on_stored=on_stored)
+        else:
+            tally = _Tally(entries=1)
+            entry = Entry(guid=None, url=url)
+            if await ctx.store.unseen([entry], source=name):
+                tally.new = 1
+                await _ingest_entry(
+                    ctx,
+                    entry,
+                    source=name,
+                    rules=rules,
+                    tally=tally,
+                    page=page,
+                    on_stored=on_stored,
+                )
+    except (FetchError, FeedError, StoreError) as exc:
+        report = _report(name, started, ctx.now(), "failed", _Tally(), error=str(exc))
+    else:
+        report = _report(name, started, ctx.now(), "ok", tally)
+    _log_report(report)
+    return report
+
+
+async def _ingest_feed(
+    ctx: Context, feed: Feed, *, source: Source, on_stored: OnStored | None
+) -> _Tally:
+    """Fetch, extract and store the entries of ``feed`` not seen before, concurrently.
+
+    Concurrency is bounded by the fetcher (overall and per host), not here.
+    """
+    tally = _Tally(entries=len(feed.entries))
+    new = await ctx.store.unseen(list(feed.entries), source=source.name)
+    tally.new = len(new)
+    async with asyncio.TaskGroup() as group:
+        for entry in new:
+            group.create_task(
+                _ingest_entry(
+                    ctx,
+                    entry,
+                    source=source.name,
+                    rules=source.rules,
+                    tally=tally,
+                    on_stored=on_stored,
+                )
+            )
+    return tally
+
+
+async def _ingest_entry(
+    ctx: Context,
+    entry: Entry,
+    *,
+    source: str,
+    rules: ExtractRules,
+    tally: _Tally,
+    page: Page | None = None,
+    on_stored: OnStored | None = None,
+) -> None:
+    """One entry, start to end. Errors worth retrying leave no trace, so the next poll
+    tries again; permanent ones are recorded with their reason and never retried."""
+    keys = dedup.entry_keys(entry, source=source)
+    if entry.url is None:
+        await _skip(ctx, keys, source=source, reason="entry has no link", tally=tally)
+        return
+    try:
+        if page is None:
+            page = await ctx.fetcher.get(entry.url, accept=HTML_ACCEPT)
+        if page.content_type not in HTML_TYPES:
+            reason = f"not an HTML page ({page.content_type})"
+            await _skip(ctx, keys, source=source, reason=reason, tally=tally)
+            return
+        extraction = await asyncio.to_thread(
+            extract.extract, page.body, url=page.final_url, charset=page.charset, rules=rules
+        )
+    except FetchError as exc:
+        if exc.status in PERMANENT_STATUSES:
+            await _skip(ctx, keys, source=source, reason=str(exc), tally=tally)
+        else:
+            tally.errors += 1
+            logger.warning("entry: %s source=%s", exc, source)
+        return
+    except ExtractError as exc:
+        await _skip(ctx, keys, source=source, reason=str(exc), tally=tally)
+        return
+    article = _article(entry, page, extraction, source=source, key=keys[-1])
+    all_keys = keys + _page_keys(page, article)
+    try:
+        outcome = await ctx.store.add_article(article, keys=all_keys)
+    except StoreError as exc:  # e.g. disk full: nothing was kept, so the next poll retries
+        tally.errors += 1
+        logger.error("entry: %s source=%s url=%s", exc, source, entry.url)
+        return
+    if outcome.status == "stored":
+        tally.stored += 1
+        logger.info("stored: source=%s id=%s url=%s", source, article.id, article.url)
+        if on_stored is not None:
+            on_stored(article)
+    else:
+        tally.duplicates += 1
+        logger.info("duplicate: source=%s of=%s url=%s", source, outcome.article_id, entry.url)
+
+
+async def _skip(
+    ctx: Context, keys: tuple[str, ...], *, source: str, reason: str, tally: _Tally
+) -> None:
+    tally.skipped += 1
+    logger.info("skipped: source=%s reason=%r key=%s", source, reason, keys[-1] if keys else "")
+    if keys:
+        await ctx.store.mark_entry(keys, source=source, status="skipped", reason=reason)
+
+
+def _article(entry: Entry, page: Page, extraction: Extraction, *, source: str, key: str) -> Article:
+    """Merge what the page says with what the feed said; the page wins when it says it."""
+    return Article(
+        id=dedup.article_id(key),
+        url=page.final_url,
+        canonical_url=extraction.canonical_url,
+        source=source,
+        title=extraction.title or entry.title,
+        authors=extraction.authors or entry.authors,
+        published=extraction.published or entry.published,
+        modified=extraction.modified or entry.updated,
+        language=extraction.language,
+        site_name=extraction.site_name,
+        description=extraction.description or entry.summary,
+        image=extraction.image,
+        tags=extraction.tags or entry.tags,
+        text=extraction.text,
+        html=extraction.html,
+        markdown=extraction.markdown,
+        fetched_at=page.fetched_at,
+        fingerprint=dedup.fingerprint(extraction.text),
+        entry_guid=entry.guid,
+    )
+
+
+def _page_keys(page: Page, article: Article) -> tuple[str, ...]:
+    """Keys learnt from the page itself: where redirects ended and its canonical URL, so
+    another feed linking there directly is recognised before fetching."""
+    urls = {page.final_url, article.canonical_url or page.final_url}
+    return tuple(sorted(f"url:{dedup.normalize_url(u)}" for u in urls))
+
+
+def _report(
+    name: str,
+    started: datetime,
+    finished: datetime,
+    status: str,
+    tally: _Tally,
+    *,
+    error: str | None = None,
+) -> RunReport:
+    return RunReport(
+        source=name,
+        started_at=started,
+        finished_at=finished,
+        status=status,
+        entries=tally.entries,
+        new=tally.new,
+        stored=tally.stored,
+        duplicates=tally.duplicates,
+        skipped=tally.skipped,
+        errors=tally.errors,
+        error=error,
+    )
+
+
+def _next_state(
+    state: SourceState, report: RunReport, page: Page | None, interval: timedelta
+) -> SourceState:
+    """The source's state after a poll.
+
+    New validators are kept only when every new entry was dealt with: if some entry
+    failed to fetch, the next poll must get the full feed again (not a 304) to retry it.
+    """
+    if not report.ok:
+        return replace(
+            state,
+            last_polled_at=report.finished_at,
+            last_status=report.status,
+            last_error=report.error,
+            consecutive_failures=state.consecutive_failures + 1,
+            next_poll_at=report.finished_at + interval,
+        )
+    validators = state.validators
+    if page is not None and report.errors == 0:
+        validators = page.validators  # on a 304 the fetcher carries the old ones over
+    return replace(
+        state,
+        validators=validators,
+        last_polled_at=report.finished_at,
+        last_status=report.status,
+        last_error=None,
+        consecutive_failures=0,
+        next_poll_at=report.finished_at + interval,
+        entries_seen=state.entries_seen + report.new,
+        articles_stored=state.articles_stored + report.stored,
+    )
+
+
+def _log_report(report: RunReport) -> None:
+    level = logging.WARNING if not report.ok else logging.INFO
+    logger.log(
+        level,
+        "poll: source=%s status=%s entries=%d new=%d stored=%d duplicates=%d skipped=%d "
+        "errors=%d elapsed_ms=%d%s",
+        report.source,
+        report.status,
+        report.entries,
+        report.new,
+        report.stored,
+        report.duplicates,
+        report.skipped,
+        report.errors,
+        report.elapsed.total_seconds() * 1000,
+        f" error={report.error!r}" if report.error else "",
+    )

@@ -1,0 +1,75 @@
+"""Article documents on disk: stable date-partitioned paths and atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from datetime import UTC
+from pathlib import Path
+
+from ingest import document
+from ingest.models import Article
+
+ARTICLES_DIR = "articles"
+
+
+def relative_path(article: Article) -> str:
+    """``articles/YYYY/MM/DD/<id>.json``, dated by publication (else fetch) day in UTC.
+
+    The date comes from the article, not from the clock, so a rerun after a crash
+    writes the same path again instead of leaving a second copy elsewhere.
+    """
+    when = article.published or article.fetched_at
+    if when is None:
+        raise ValueError("an article needs a published or fetched_at time to be stored")
+    day = when.astimezone(UTC)
+    return f"{ARTICLES_DIR}/{day:%Y/%m/%d}/{article.id}.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new, never half.
+
+    Temp file in the same directory, fsync, rename, fsync the directory (POSIX rename is
+    atomic within one file system; the directory fsync makes the rename durable).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_article(root: Path, article: Article) -> str:
+    """Write the article's document under ``root``; return its relative path."""
+    rel = relative_path(article)
+    data = (document.dumps(article, indent=2) + "\n").encode()
+    write_atomic(root / rel, data)
+    return rel
+
+
+def remove_leftovers(root: Path, rel: str) -> None:
+    """Undo a write that never reached the catalog: the file and any temp files beside it."""
+    path = root / rel
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if path.parent.is_dir():
+        for tmp in path.parent.glob(".tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()

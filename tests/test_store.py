@@ -1,0 +1,183 @@
+"""The SQLite store: documents on disk, catalog, dedup keys, crash recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest import document
+from ingest.errors import StoreError
+from ingest.models import Article, Entry, SourceState, Validators
+from ingest.store import files
+from ingest.store.sqlite import CATALOG, SQLiteStore
+
+WHEN = datetime(2025, 5, 21, 11, 32, tzinfo=UTC)
+
+
+def make_article(n: int = 1, **changes: object) -> Article:
+    article = Article(
+        id=f"id{n}",
+        url=f"https://news.example/{n}",
+        canonical_url=f"https://news.example/{n}",
+        source="news",
+        title=f"Story number {n}",
+        authors=("A. Writer",),
+        published=WHEN,
+        modified=None,
+        language="en",
+        site_name="News",
+        description=None,
+        image=None,
+        tags=("x",),
+        text=f"Body of story {n} about the harbour bridge.",
+        html=f"<p>Body of story {n}</p>",
+        markdown=f"Body of story {n}",
+        fetched_at=WHEN,
+        fingerprint=f"fp{n}",
+    )
+    return replace(article, **changes)  # type: ignore[arg-type]
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_store_writes_document_and_catalog(tmp_path: Path) -> None:
+    """An article becomes a JSON document at a dated path and a catalog row."""
+    store = SQLiteStore.open(tmp_path)
+    outcome = run(store.add_article(make_article(), keys=("url:https://news.example/1",)))
+    assert outcome.status == "stored"
+    assert outcome.path == "articles/2025/05/21/id1.json"
+    doc = json.loads((tmp_path / outcome.path).read_text(encoding="utf-8"))
+    assert doc["id"] == "id1"
+    assert doc["schema_version"] == document.SCHEMA_VERSION
+    assert doc["published"] == "2025-05-21T11:32:00+00:00"
+    assert run(store.get_article("id1")) == make_article()
+    rows = run(store.articles())
+    assert [(r.seq, r.id) for r in rows] == [(1, "id1")]
+    run(store.close())
+
+
+def test_same_fingerprint_is_a_duplicate(tmp_path: Path) -> None:
+    """The same text under another id is linked, not stored again."""
+    store = SQLiteStore.open(tmp_path)
+    run(store.add_article(make_article(1), keys=("url:a",)))
+    outcome = run(store.add_article(make_article(2, fingerprint="fp1"), keys=("url:b",)))
+    assert outcome.status == "duplicate"
+    assert outcome.article_id == "id1"
+    assert len(run(store.articles())) == 1
+    assert not (tmp_path / "articles/2025/05/21/id2.json").exists()
+    assert run(store.unseen([Entry(guid=None, url="b")], source="news")) == []
+    run(store.close())
+
+
+def test_unseen_by_guid_or_url(tmp_path: Path) -> None:
+    """An entry is seen if its source-scoped GUID or its normalized URL is known."""
+    store = SQLiteStore.open(tmp_path)
+    run(
+        store.mark_entry(
+            ("guid:s:1", "url:https://x.org/a"), source="s", status="skipped", reason="not HTML"
+        )
+    )
+    entries = [
+        Entry(guid="1", url="https://x.org/other"),  # same guid, same source
+        Entry(guid="9", url="https://X.org/a#frag"),  # same URL, normalized
+        Entry(guid="1", url="https://x.org/new"),  # same guid but another source below
+    ]
+    assert run(store.unseen(entries[:2], source="s")) == []
+    assert run(store.unseen(entries[2:], source="t")) == entries[2:]
+    run(store.close())
+
+
+def test_sequence_and_search(tmp_path: Path) -> None:
+    """Sequence numbers grow; 'after N' and full-text search find the right rows."""
+    store = SQLiteStore.open(tmp_path)
+    for n in range(1, 4):
+        run(store.add_article(make_article(n, text=f"story {n} word{n}"), keys=(f"url:{n}",)))
+    assert [r.id for r in run(store.articles(after=1))] == ["id2", "id3"]
+    assert [r.id for r in run(store.articles(limit=1, newest_first=True))] == ["id3"]
+    assert [r.id for r in run(store.search("word2"))] == ["id2"]
+    assert run(store.search('"unbalanced')) == []  # user input is never FTS syntax
+    run(store.close())
+
+
+def test_source_state_round_trip(tmp_path: Path) -> None:
+    """Source state is saved and read back unchanged."""
+    store = SQLiteStore.open(tmp_path)
+    state = SourceState(
+        name="s",
+        url="https://x.org/feed",
+        validators=Validators('"e"', "Wed"),
+        last_polled_at=WHEN,
+        last_status="ok",
+        next_poll_at=WHEN,
+        entries_seen=3,
+        articles_stored=2,
+    )
+    run(store.save_source_state(state))
+    assert run(store.source_state("s")) == state
+    assert run(store.source_states()) == [state]
+    run(store.close())
+
+
+def test_migrations_are_recorded(tmp_path: Path) -> None:
+    """The schema version is recorded and reopening does not migrate again."""
+    run(SQLiteStore.open(tmp_path).close())
+    store = SQLiteStore.open(tmp_path)
+    assert store.schema_version == 1
+    run(store.close())
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A catalog written by a newer ingest is not touched."""
+    run(SQLiteStore.open(tmp_path).close())
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore.open(tmp_path)
+
+
+def test_crash_between_file_and_catalog_is_undone(tmp_path: Path) -> None:
+    """A document written but never committed (a crash) is removed on the next open."""
+    store = SQLiteStore.open(tmp_path)
+    article = make_article()
+    rel = files.relative_path(article)
+    # What a process killed between steps 2 and 3 of the write leaves behind:
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
+    conn.commit()
+    conn.close()
+    files.write_article(tmp_path, article)
+    (tmp_path / rel).with_name(".tmp-half.json").write_bytes(b'{"id": "id1", "te')
+    run(store.close())
+
+    store = SQLiteStore.open(tmp_path)
+    assert not (tmp_path / rel).exists()
+    assert list((tmp_path / rel).parent.iterdir()) == []
+    assert run(store.unseen([Entry(guid=None, url="https://news.example/1")], source="news"))
+    # ... and the retry stores it normally.
+    assert run(store.add_article(article, keys=("url:https://news.example/1",))).status == "stored"
+    run(store.close())
+
+
+def test_stored_documents_are_never_overwritten(tmp_path: Path) -> None:
+    """Adding an article whose id exists leaves the stored document as it was."""
+    store = SQLiteStore.open(tmp_path)
+    first = run(store.add_article(make_article(), keys=("url:1",)))
+    before = (tmp_path / str(first.path)).read_bytes()
+    again = run(store.add_article(make_article(text="changed", fingerprint="fpX"), keys=()))
+    assert again.status == "duplicate"
+    assert (tmp_path / str(first.path)).read_bytes() == before
+    run(store.close())
