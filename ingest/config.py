@@ -239,7 +239,7 @@ def _sources(raw: Any, where: str, values: dict[str, Any], problems: list[str]) 
     if not isinstance(raw, list):
         problems.append(f"{where}: sources must be an array of tables ([[sources]])")
         return []
-    default_interval = values.get("default_interval", Settings.default_interval)
+    default_interval = values.get("default_interval", Settings().default_interval)
     sources: list[Source] = []
     seen: set[str] = set()
     for index, item in enumerate(raw):

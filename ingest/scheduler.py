@@ -74,8 +74,11 @@ async def run_daemon(settings: Settings, ctx: Context, *, stop: asyncio.Event) -
     try:
         await stop.wait()
     finally:
-        scheduler.shutdown(wait=False)
+        # Pause first (no new polls), drain, and only then shut down: APScheduler's
+        # asyncio executor cancels the jobs still running when it shuts down.
+        scheduler.pause()
         await _drain(inflight)
+        scheduler.shutdown(wait=False)
         heartbeat.unlink(missing_ok=True)
         logger.info("daemon: stopped")
 

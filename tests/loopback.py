@@ -8,6 +8,7 @@ asked for).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import threading
 from collections.abc import Callable
@@ -99,7 +100,9 @@ class LoopbackServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD" and response.status not in (204, 304):
-                    self.wfile.write(body)
+                    # The client may give up (a size cap, a timeout): not the server's failure.
+                    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                        self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002
                 pass  # keep test output quiet

@@ -59,6 +59,12 @@ def test_sources_and_durations(tmp_path: Path) -> None:
     assert b.rules.drop_selectors == (".ad",)
 
 
+def test_default_interval_applies(tmp_path: Path) -> None:
+    """A source without an interval gets the default of 30 minutes."""
+    path = write(tmp_path, '[[sources]]\nname = "a"\nurl = "https://a.example/feed"\n')
+    assert load_settings(path, {}).sources[0].interval == timedelta(minutes=30)
+
+
 def test_environment_overrides_file(tmp_path: Path) -> None:
     """INGEST_* variables win over the file, parsed to the setting's type."""
     path = write(tmp_path, '[settings]\nstorage_dir = "here"\nconcurrency = 4\n')

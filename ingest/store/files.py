@@ -27,11 +27,13 @@ def relative_path(article: Article) -> str:
     return f"{ARTICLES_DIR}/{day:%Y/%m/%d}/{article.id}.json"
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new, never half.
 
-    Temp file in the same directory, fsync, rename, fsync the directory (POSIX rename is
-    atomic within one file system; the directory fsync makes the rename durable).
+    Temp file in the same directory, fsync, then rename (POSIX rename is atomic within
+    one file system) and fsync the directory so the rename is durable. With
+    ``replace=False`` the temp file is hard-linked instead, which fails with
+    FileExistsError rather than overwrite an existing file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
@@ -40,11 +42,13 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise
     _fsync_dir(path.parent)
 
 
@@ -57,10 +61,13 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_article(root: Path, article: Article) -> str:
-    """Write the article's document under ``root``; return its relative path."""
+    """Write the article's new document under ``root``; return its relative path.
+
+    Never overwrites: a document already at that path raises FileExistsError.
+    """
     rel = relative_path(article)
     data = (document.dumps(article, indent=2) + "\n").encode()
-    write_atomic(root / rel, data)
+    write_atomic(root / rel, data, replace=False)
     return rel
 
 

@@ -84,7 +84,8 @@ class SQLiteStore:
     def __init__(self, root: Path, conn: sqlite3.Connection, *, now: Callable[[], datetime]):
         self.root = root
         self._conn = conn
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the connection
+        self._write_lock = threading.Lock()  # one article write at a time
         self._now = now
 
     @classmethod
@@ -220,36 +221,53 @@ class SQLiteStore:
         return await self._run(lambda: self._add_article(article, keys))
 
     def _add_article(self, article: Article, keys: tuple[str, ...]) -> StoreOutcome:
-        source = article.source or ""
-        existing = self._existing(article)
-        if existing is not None:
+        # One writer at a time within this process; the unique constraints (and the
+        # no-overwrite file write) settle races with other processes.
+        with self._write_lock:
+            existing = self._existing(article)
+            if existing is not None:
+                return self._duplicate(existing, article, keys)
+            rel = files.relative_path(article)
             with self._transaction() as conn:
-                self._insert_keys(
-                    conn, keys, source=source, status="duplicate", article_id=existing
+                conn.execute(
+                    "INSERT OR REPLACE INTO pending_files VALUES (?, ?)",
+                    (rel, self._now().isoformat()),
                 )
-            return StoreOutcome("duplicate", existing)
-        rel = files.relative_path(article)
+            try:
+                files.write_article(self.root, article)
+            except FileExistsError:  # another process stored this id a moment ago
+                self._forget_pending(rel)
+                return self._duplicate(article.id, article, keys)
+            except OSError as exc:
+                files.remove_leftovers(self.root, rel)
+                self._forget_pending(rel)
+                raise StoreError(f"store: cannot write {rel}: {exc}") from exc
+            try:
+                with self._transaction() as conn:
+                    seq = self._insert_article(conn, article, rel)
+                    self._insert_keys(
+                        conn,
+                        keys,
+                        source=article.source or "",
+                        status="stored",
+                        article_id=article.id,
+                    )
+                    conn.execute("DELETE FROM pending_files WHERE path = ?", (rel,))
+            except StoreError as exc:
+                files.remove_leftovers(self.root, rel)  # ours: written exclusively above
+                self._forget_pending(rel)
+                existing = self._existing(article)
+                if existing is not None and isinstance(exc.__cause__, sqlite3.IntegrityError):
+                    return self._duplicate(existing, article, keys)
+                raise
+            return StoreOutcome("stored", article.id, seq=seq, path=rel)
+
+    def _duplicate(self, existing: str, article: Article, keys: tuple[str, ...]) -> StoreOutcome:
         with self._transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO pending_files VALUES (?, ?)",
-                (rel, self._now().isoformat()),
+            self._insert_keys(
+                conn, keys, source=article.source or "", status="duplicate", article_id=existing
             )
-        try:
-            files.write_article(self.root, article)
-        except OSError as exc:
-            files.remove_leftovers(self.root, rel)
-            self._forget_pending(rel)
-            raise StoreError(f"store: cannot write {rel}: {exc}") from exc
-        try:
-            with self._transaction() as conn:
-                seq = self._insert_article(conn, article, rel)
-                self._insert_keys(conn, keys, source=source, status="stored", article_id=article.id)
-                conn.execute("DELETE FROM pending_files WHERE path = ?", (rel,))
-        except StoreError:
-            files.remove_leftovers(self.root, rel)
-            self._forget_pending(rel)
-            raise
-        return StoreOutcome("stored", article.id, seq=seq, path=rel)
+        return StoreOutcome("duplicate", existing)
 
     def _existing(self, article: Article) -> str | None:
         """The id of a stored article this one repeats (same identity or same text)."""

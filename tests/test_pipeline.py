@@ -1,0 +1,268 @@
+"""The whole path, feed to stored article, through a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ingest.config import Settings
+from ingest.fetch import Fetcher
+from ingest.models import Article, ExtractRules, RunReport, Source
+from ingest.pipeline import Context, ingest_url, poll_source
+from ingest.store.sqlite import SQLiteStore
+from tests.conftest import FIXTURES, SEED
+from tests.loopback import LoopbackServer, Request, Response
+
+T = TypeVar("T")
+PAGES = FIXTURES / "pages"
+
+
+def rss(server: LoopbackServer, items: list[tuple[str, str | None]]) -> bytes:
+    """An RSS 2.0 feed of (guid, path) items; a None path means an item without a link."""
+    parts = []
+    for guid, path in items:
+        link = f"<link>{server.url(path)}</link>" if path else ""
+        parts.append(
+            f"<item><title>Item {guid}</title>{link}<guid isPermaLink='false'>{guid}"
+            "</guid><pubDate>Tue, 04 Mar 2025 08:00:00 GMT</pubDate></item>"
+        )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Test</title>'
+        f"<link>{server.base}/</link>{''.join(parts)}</channel></rss>"
+    ).encode()
+
+
+def page(name: str) -> Response:
+    return Response((PAGES / name).read_bytes())
+
+
+def with_ctx(tmp_path: Path, fn: Callable[[Context], Coroutine[Any, Any, T]]) -> T:
+    """Run ``fn`` with a fresh fetcher and the store under ``tmp_path``."""
+    settings = Settings(storage_dir=tmp_path, allow_private_networks=True)
+
+    async def run() -> T:
+        store = SQLiteStore.open(tmp_path)
+        try:
+            async with Fetcher(settings) as fetcher:
+                return await fn(Context(fetcher=fetcher, store=store))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def source(server: LoopbackServer, path: str = "/feed.xml", name: str = "test") -> Source:
+    return Source(name=name, url=server.url(path), interval=timedelta(minutes=5))
+
+
+def poll(tmp_path: Path, src: Source) -> RunReport:
+    return with_ctx(tmp_path, lambda ctx: poll_source(ctx, src))
+
+
+def stored_docs(tmp_path: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((tmp_path / "articles").rglob("*.json"))
+    ]
+
+
+def serve_mixed_feed(server: LoopbackServer) -> None:
+    server.add("/a1", page("article.html"))
+    server.add("/a2", page("second-article.html"))
+    server.add("/copy", page("article-copy.html"))  # same text as /a1, other wrapper
+    server.add("/doc.pdf", Response(b"%PDF-1.4", content_type="application/pdf"))
+    server.add("/login", page("not-an-article.html"))
+    server.add("/flaky", Response(b"oops", status=500, content_type="text/plain"))
+    items = [
+        ("1", "/a1"),
+        ("2", "/a2"),
+        ("3", "/copy"),
+        ("4", "/doc.pdf"),
+        ("5", "/login"),
+        ("6", None),
+        ("7", "/gone"),
+        ("8", "/flaky"),
+    ]
+    server.add(
+        "/feed.xml",
+        Response(rss(server, items), content_type="application/rss+xml", headers={"ETag": '"v1"'}),
+    )
+
+
+def test_feed_to_stored_articles(tmp_path: Path, server: LoopbackServer) -> None:
+    """Each kind of entry ends as stored, duplicate, skipped or retried, as it should."""
+    serve_mixed_feed(server)
+    report = poll(tmp_path, source(server))
+    assert (report.status, report.entries, report.new) == ("ok", 8, 8)
+    assert (report.stored, report.duplicates, report.skipped, report.errors) == (2, 1, 4, 1)
+    docs = stored_docs(tmp_path)
+    assert sorted(d["title"] for d in docs) == [
+        "Harbour Bridge Reopens After Two-Year Repair",
+        "Lighthouse Keeper's Cottage Becomes a Museum",
+    ]
+    bridge = next(d for d in docs if d["title"].startswith("Harbour"))
+    assert bridge["url"] == server.url("/a1")
+    assert bridge["canonical_url"] == server.url("/news/2025/harbour-bridge-reopens")
+    assert bridge["source"] == "test"
+    assert bridge["authors"] == ["Mara Lindqvist"]
+    assert bridge["published"] is not None
+    assert datetime.fromisoformat(bridge["published"]) == datetime.fromisoformat(
+        "2025-03-04T09:15:00+01:00"
+    )
+    assert "forty-two of the bridge's steel hangers" in bridge["text"]
+    for boilerplate in ("Subscribe", "Read more", "Donate", "All rights reserved", "Tweet"):
+        assert boilerplate not in bridge["text"]
+    assert bridge["entry_guid"] == "1"
+
+
+def test_rerun_stores_nothing_and_fetches_only_retries(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A second poll fetches no page it already handled and stores nothing new."""
+    serve_mixed_feed(server)
+    poll(tmp_path, source(server))
+    before = stored_docs(tmp_path)
+    report = poll(tmp_path, source(server))
+    assert (report.new, report.stored, report.duplicates) == (1, 0, 0)  # only /flaky again
+    assert stored_docs(tmp_path) == before
+    for path in ("/a1", "/a2", "/copy", "/doc.pdf", "/login", "/gone"):
+        assert len(server.hits(path)) == 1, path
+    assert len(server.hits("/flaky")) == 2
+
+
+def test_conditional_get_and_304(tmp_path: Path, server: LoopbackServer) -> None:
+    """The ETag is sent back and a 304 ends the poll without reading entries."""
+    server.add("/a1", page("article.html"))
+
+    def feed(request: Request) -> Response:
+        if request.headers.get("if-none-match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'}, content_type=None)
+        body = rss(server, [("1", "/a1")])
+        return Response(body, content_type="application/rss+xml", headers={"ETag": '"v1"'})
+
+    server.add("/feed.xml", feed)
+    assert poll(tmp_path, source(server)).stored == 1
+    report = poll(tmp_path, source(server))
+    assert report.status == "not_modified"
+    assert server.hits("/feed.xml")[1].headers["if-none-match"] == '"v1"'
+    assert len(server.hits("/a1")) == 1
+
+
+def test_failed_entry_keeps_old_validators(tmp_path: Path, server: LoopbackServer) -> None:
+    """While an entry still has to be retried, the next poll asks for the full feed."""
+    serve_mixed_feed(server)  # /flaky answers 500
+    poll(tmp_path, source(server))
+    poll(tmp_path, source(server))
+    assert "if-none-match" not in server.hits("/feed.xml")[1].headers
+
+
+def test_broken_feed_is_reported_and_recorded(tmp_path: Path, server: LoopbackServer) -> None:
+    """A broken source fails with a reason, and its state says so."""
+    server.add("/feed.xml", Response(b"<html><body>Not a feed</body></html>"))
+    report = poll(tmp_path, source(server))
+    assert report.status == "failed"
+    assert report.error is not None
+    assert "feed" in report.error
+    state = with_ctx(tmp_path, lambda ctx: ctx.store.source_state("test"))
+    assert state is not None
+    assert state.consecutive_failures == 1
+    assert state.last_error == report.error
+    assert state.next_poll_at is not None
+
+
+def test_unreachable_source_then_recovery(tmp_path: Path, server: LoopbackServer) -> None:
+    """An HTTP error fails the poll; once the feed works, failures reset to zero."""
+    server.add("/feed.xml", Response(b"down", status=503, content_type="text/plain"))
+    assert poll(tmp_path, source(server)).status == "failed"
+    server.add("/a1", page("article.html"))
+    server.add(
+        "/feed.xml", Response(rss(server, [("1", "/a1")]), content_type="application/rss+xml")
+    )
+    assert poll(tmp_path, source(server)).stored == 1
+    state = with_ctx(tmp_path, lambda ctx: ctx.store.source_state("test"))
+    assert state is not None
+    assert (state.consecutive_failures, state.last_status, state.articles_stored) == (0, "ok", 1)
+
+
+def test_same_link_in_two_feeds_is_fetched_once(tmp_path: Path, server: LoopbackServer) -> None:
+    """A URL already ingested from one feed is not fetched again for another."""
+    server.add("/a1", page("article.html"))
+    server.add("/one.xml", Response(rss(server, [("x", "/a1")]), content_type="text/xml"))
+    server.add(
+        "/two.xml", Response(rss(server, [("y", "/a1?utm_source=two")]), content_type="text/xml")
+    )
+    assert poll(tmp_path, source(server, "/one.xml", "one")).stored == 1
+    report = poll(tmp_path, source(server, "/two.xml", "two"))
+    assert (report.new, report.stored) == (0, 0)
+    assert len(server.hits("/a1")) == 1
+
+
+def test_seed_page_end_to_end(tmp_path: Path, server: LoopbackServer) -> None:
+    """The seed page, fetched through a feed, is stored exactly as expected."""
+    expected = json.loads((SEED / "moscowtimes-migration-service.expected.json").read_text())
+    server.add("/seed", Response((SEED / "moscowtimes-migration-service.html").read_bytes()))
+    server.add(
+        "/feed.xml", Response(rss(server, [("seed", "/seed")]), content_type="application/rss+xml")
+    )
+    assert poll(tmp_path, source(server)).stored == 1
+    (doc,) = stored_docs(tmp_path)
+    for key in ("title", "site_name", "language", "image", "tags"):
+        assert doc[key] == expected[key], key
+    assert doc["canonical_url"] == expected["url"]
+    assert datetime.fromisoformat(doc["published"]) == datetime.fromisoformat(expected["published"])
+    for snippet in expected["text_must_contain"]:
+        assert snippet in doc["text"]
+    for snippet in expected["text_must_not_contain"]:
+        assert snippet not in doc["text"]
+
+
+def test_ingest_url_article_and_feed(tmp_path: Path, server: LoopbackServer) -> None:
+    """A page URL is ingested as an article, a feed URL as its entries."""
+    server.add("/a1", page("article.html"))
+    server.add("/a2", page("second-article.html"))
+    server.add(
+        "/feed.json",
+        Response(
+            json.dumps(
+                {
+                    "version": "https://jsonfeed.org/version/1.1",
+                    "title": "J",
+                    "items": [{"id": "j1", "url": server.url("/a2")}],
+                }
+            ).encode(),
+            content_type="application/feed+json",
+        ),
+    )
+    got: list[Article] = []
+
+    async def run(ctx: Context) -> list[RunReport]:
+        return [
+            await ingest_url(ctx, server.url("/a1"), on_stored=got.append),
+            await ingest_url(ctx, server.url("/feed.json"), on_stored=got.append),
+            await ingest_url(ctx, server.url("/a1"), on_stored=got.append),
+        ]
+
+    first, feed, again = with_ctx(tmp_path, run)
+    assert (first.stored, feed.stored, again.stored, again.new) == (1, 1, 0, 0)
+    assert [a.url for a in got] == [server.url("/a1"), server.url("/a2")]
+    assert len(server.hits("/a1")) == 2  # fetched again to find out what it is, not stored
+
+
+def test_source_rules_are_applied(tmp_path: Path, server: LoopbackServer) -> None:
+    """A source's drop selectors remove what the generic extractor would keep."""
+    server.add("/a1", page("article.html"))
+    server.add("/feed.xml", Response(rss(server, [("1", "/a1")]), content_type="text/xml"))
+    src = Source(
+        name="ruled",
+        url=server.url("/feed.xml"),
+        interval=timedelta(minutes=5),
+        rules=ExtractRules(drop_selectors=("article h2",)),
+    )
+    assert poll(tmp_path, src).stored == 1
+    (doc,) = stored_docs(tmp_path)
+    assert "Traffic relief for the old town" not in doc["text"]
+    assert "steel hangers" in doc["text"]
