@@ -24,7 +24,7 @@ from ingest.errors import ConfigError, ExtractError, IngestError
 from ingest.extract import extract
 from ingest.fetch import Fetcher
 from ingest.models import Article, RunReport, Source, SourceState
-from ingest.pipeline import Context, ingest_url, poll_source
+from ingest.pipeline import Context, extraction_pool, ingest_url, poll_source
 from ingest.scheduler import check_health, install_signal_handlers, run_daemon
 from ingest.store import Store, open_store
 
@@ -152,12 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @asynccontextmanager
-async def _context(settings: Settings) -> AsyncIterator[Context]:
+async def _context(settings: Settings, *, pool: bool = True) -> AsyncIterator[Context]:
+    """Store, fetcher and (for batch work) the extraction process pool, closed on exit."""
     store = open_store(settings.storage_dir)
+    executor = extraction_pool(settings.extract_workers) if pool else None
     try:
         async with Fetcher(settings) as fetcher:
-            yield Context(fetcher=fetcher, store=store)
+            yield Context(fetcher=fetcher, store=store, extract_pool=executor)
     finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
         await store.close()
 
 
@@ -210,7 +214,7 @@ def cmd_fetch(settings: Settings, args: argparse.Namespace) -> int:
             print(document.dumps(article), flush=True)
 
     async def run() -> list[RunReport]:
-        async with _context(settings) as ctx:
+        async with _context(settings, pool=False) as ctx:
             reports = []
             for url in args.urls:
                 source = configured.get(dedup.normalize_url(url))

@@ -31,6 +31,7 @@ class Settings:
     max_redirects: int = 5
     concurrency: int = 16  # requests in flight overall
     per_host_concurrency: int = 2  # requests in flight per host
+    extract_workers: int = 0  # extraction processes; 0: one per CPU core
     default_interval: timedelta = timedelta(minutes=30)
     jitter: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta = timedelta(seconds=30)
@@ -197,6 +198,7 @@ _FIELDS: dict[str, str] = {
     "max_redirects": "int",
     "concurrency": "int",
     "per_host_concurrency": "int",
+    "extract_workers": "int",
     "default_interval": "duration",
     "jitter": "duration",
     "heartbeat_interval": "duration",

@@ -11,8 +11,12 @@ because the store enforces the entry keys and the fingerprint with unique constr
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -45,11 +49,39 @@ OnStored = Callable[[Article], None]
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every pipeline call needs, built once by the caller and passed down."""
+    """What every pipeline call needs, built once by the caller and passed down.
+
+    ``extract_pool``: a process pool for extraction, the CPU-heavy stage, so that
+    every core works; None extracts in a thread of this process.
+    """
 
     fetcher: Fetcher
     store: Store
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    extract_pool: Executor | None = None
+
+
+def extraction_pool(workers: int) -> Executor | None:
+    """A process pool of ``workers`` extractors (0: one per core), or None for one core.
+
+    The forkserver start method forks workers from a clean process, never from this
+    one with its threads and sockets.
+    """
+    count = workers or os.cpu_count() or 1
+    if count <= 1:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["ingest.extract"])
+    return ProcessPoolExecutor(max_workers=count, mp_context=context)
+
+
+async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> Extraction:
+    call = functools.partial(
+        extract.extract, page.body, url=page.final_url, charset=page.charset, rules=rules
+    )
+    if ctx.extract_pool is None:
+        return await asyncio.to_thread(call)
+    return await asyncio.get_running_loop().run_in_executor(ctx.extract_pool, call)
 
 
 @dataclass(slots=True)
@@ -77,7 +109,7 @@ async def poll_source(
         if page.not_modified:
             report = _report(source.name, started, ctx.now(), "not_modified", _Tally())
         else:
-            feed = feeds.parse_feed(page)
+            feed = await asyncio.to_thread(feeds.parse_feed, page)
             tally = await _ingest_feed(ctx, feed, source=source, on_stored=on_stored)
             report = _report(source.name, started, ctx.now(), "ok", tally)
     except (FetchError, FeedError, StoreError) as exc:
@@ -105,7 +137,7 @@ async def ingest_url(
     try:
         page = await ctx.fetcher.get(url)
         if feeds.looks_like_feed(page):
-            feed = feeds.parse_feed(page)
+            feed = await asyncio.to_thread(feeds.parse_feed, page)
             adhoc = source or Source(name=name, url=url, interval=timedelta(0), rules=rules)
             tally = await _ingest_feed(ctx, feed, source=adhoc, on_stored=on_stored)
         else:
@@ -178,9 +210,7 @@ async def _ingest_entry(
             reason = f"not an HTML page ({page.content_type})"
             await _skip(ctx, keys, source=source, reason=reason, tally=tally)
             return
-        extraction = await asyncio.to_thread(
-            extract.extract, page.body, url=page.final_url, charset=page.charset, rules=rules
-        )
+        extraction = await _extract(ctx, page, rules)
     except FetchError as exc:
         if exc.status in PERMANENT_STATUSES:
             await _skip(ctx, keys, source=source, reason=str(exc), tally=tally)
@@ -227,7 +257,7 @@ def _article(entry: Entry, page: Page, extraction: Extraction, *, source: str, k
         source=source,
         title=extraction.title or entry.title,
         authors=extraction.authors or entry.authors,
-        published=extraction.published or entry.published,
+        published=extraction.published or entry.published or entry.updated,
         modified=extraction.modified or entry.updated,
         language=extraction.language,
         site_name=extraction.site_name,

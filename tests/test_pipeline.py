@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from ingest.config import Settings
 from ingest.fetch import Fetcher
 from ingest.models import Article, ExtractRules, RunReport, Source
-from ingest.pipeline import Context, ingest_url, poll_source
+from ingest.pipeline import Context, extraction_pool, ingest_url, poll_source
 from ingest.store.sqlite import SQLiteStore
 from tests.conftest import FIXTURES, SEED
 from tests.loopback import LoopbackServer, Request, Response
@@ -40,16 +40,21 @@ def page(name: str) -> Response:
     return Response((PAGES / name).read_bytes())
 
 
-def with_ctx(tmp_path: Path, fn: Callable[[Context], Coroutine[Any, Any, T]]) -> T:
+def with_ctx(
+    tmp_path: Path, fn: Callable[[Context], Coroutine[Any, Any, T]], *, workers: int = 1
+) -> T:
     """Run ``fn`` with a fresh fetcher and the store under ``tmp_path``."""
     settings = Settings(storage_dir=tmp_path, allow_private_networks=True)
 
     async def run() -> T:
         store = SQLiteStore.open(tmp_path)
+        pool = extraction_pool(workers)
         try:
             async with Fetcher(settings) as fetcher:
-                return await fn(Context(fetcher=fetcher, store=store))
+                return await fn(Context(fetcher=fetcher, store=store, extract_pool=pool))
         finally:
+            if pool is not None:
+                pool.shutdown()
             await store.close()
 
     return asyncio.run(run())
@@ -117,6 +122,14 @@ def test_feed_to_stored_articles(tmp_path: Path, server: LoopbackServer) -> None
     for boilerplate in ("Subscribe", "Read more", "Donate", "All rights reserved", "Tweet"):
         assert boilerplate not in bridge["text"]
     assert bridge["entry_guid"] == "1"
+
+
+def test_extraction_in_worker_processes(tmp_path: Path, server: LoopbackServer) -> None:
+    """With a process pool the outcomes are the same as in-process."""
+    serve_mixed_feed(server)
+    src = source(server)
+    report = with_ctx(tmp_path, lambda ctx: poll_source(ctx, src), workers=2)
+    assert (report.stored, report.duplicates, report.skipped, report.errors) == (2, 1, 4, 1)
 
 
 def test_rerun_stores_nothing_and_fetches_only_retries(
