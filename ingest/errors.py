@@ -31,9 +31,17 @@ class ConfigError(IngestError):
 class FetchError(IngestError):
     """A URL could not be fetched."""
 
-    def __init__(self, message: str, *, url: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> None:
         self.url = url
         self.status = status
+        self.retry_after = retry_after  # the server's Retry-After header, as sent
         super().__init__(f"fetch: {message}: {url}")
 
 
