@@ -22,7 +22,8 @@ class Settings:
     """Everything the worker needs to know; built by ``load_settings``."""
 
     storage_dir: Path = Path("storage")
-    user_agent: str = DEFAULT_USER_AGENT
+    user_agent: str = DEFAULT_USER_AGENT  # left at the default: built from contact_url
+    contact_url: str = "https://github.com/ingest-worker/ingest"  # who runs this crawler
     allow_private_networks: bool = False
     connect_timeout: float = 10.0  # seconds to establish a connection
     read_timeout: float = 20.0  # seconds between two received chunks
@@ -31,16 +32,25 @@ class Settings:
     max_redirects: int = 5
     concurrency: int = 16  # requests in flight overall
     per_host_concurrency: int = 2  # requests in flight per host
+    per_host_delay: float = 1.0  # seconds between the starts of two requests to one host
+    respect_robots: bool = True  # obey robots.txt for article pages (never for feeds)
     extract_workers: int = 0  # extraction processes; 0: one per CPU core
     default_interval: timedelta = timedelta(minutes=30)
     jitter: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta = timedelta(seconds=30)
+    min_interval: timedelta = timedelta(minutes=5)  # no source is polled more often
+    max_interval: timedelta = timedelta(hours=24)  # nor less often (backoff included)
+    status_host: str = "127.0.0.1"  # where the daemon serves /healthz /readyz /metrics
+    status_port: int = 9108  # 0 turns the status endpoints off
     log_level: str = "INFO"
     log_format: str = "text"  # "text" or "json"
     sources: tuple[Source, ...] = field(default_factory=tuple)
 
 
 DEFAULT_CONFIG = Path("config/ingest.toml")
+# The shortest interval accepted anywhere; min_interval (default 5m) is the real floor
+# for adaptive polling, and can be lowered this far for tests and local feeds.
+MIN_INTERVAL = timedelta(seconds=1)
 ENV_PREFIX = "INGEST_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -77,6 +87,9 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     values = _settings_values(raw, where, problems)
     values.update(_env_values(environ, problems))
     sources = _sources(data.get("sources", []), where, values, problems)
+    low = values.get("min_interval", Settings().min_interval)
+    if low > values.get("max_interval", Settings().max_interval):
+        problems.append(f"{where}: settings.min_interval: must not exceed max_interval")
     if problems:
         raise ConfigError(problems)
     return Settings(**values, sources=tuple(sources))
@@ -190,6 +203,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 _FIELDS: dict[str, str] = {
     "storage_dir": "path",
     "user_agent": "str",
+    "contact_url": "str",
     "allow_private_networks": "bool",
     "connect_timeout": "float",
     "read_timeout": "float",
@@ -198,10 +212,16 @@ _FIELDS: dict[str, str] = {
     "max_redirects": "int",
     "concurrency": "int",
     "per_host_concurrency": "int",
+    "per_host_delay": "float",
+    "respect_robots": "bool",
     "extract_workers": "int",
     "default_interval": "duration",
     "jitter": "duration",
     "heartbeat_interval": "duration",
+    "min_interval": "duration",
+    "max_interval": "duration",
+    "status_host": "str",
+    "status_port": "int",
     "log_level": "str",
     "log_format": "str",
     "sources": "sources",
@@ -226,15 +246,24 @@ def _check_range(key: str, value: Any) -> str | None:
     )
     if negative or (key in positive and zero):
         return f"must be {'greater than 0' if key in positive else 'zero or more'}, got {value}"
-    if key == "default_interval" and value < timedelta(seconds=10):
-        return "must be at least 10s"
+    if key in {"default_interval", "min_interval", "max_interval"} and value < MIN_INTERVAL:
+        return f"must be at least {MIN_INTERVAL.total_seconds():g}s"
+    if key == "status_port" and value > 65535:
+        return f"must be a port number (0 to 65535; 0 turns it off), got {value}"
     if key == "log_level" and value.upper() not in _LOG_LEVELS:
         return f"must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}"
     if key == "log_format" and value not in {"text", "json"}:
         return f'must be "text" or "json", got {value!r}'
     if key == "user_agent" and not value.strip():
         return "must not be empty"
+    if key == "contact_url" and not _is_http_url(value):
+        return f"must be an absolute http(s) URL, got {value!r}"
     return None
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in {"http", "https"} and bool(parts.hostname) and value.strip() == value
 
 
 def _sources(raw: Any, where: str, values: dict[str, Any], problems: list[str]) -> list[Source]:
@@ -278,8 +307,10 @@ def _source(
     if "interval" in item:
         try:
             interval = to_duration(item["interval"])
-            if interval < timedelta(seconds=10):
-                problems.append(f"{label}.interval: must be at least 10s")
+            if interval < MIN_INTERVAL:
+                problems.append(
+                    f"{label}.interval: must be at least {MIN_INTERVAL.total_seconds():g}s"
+                )
         except ValueError as exc:
             problems.append(f"{label}.interval: {exc}")
     enabled = item.get("enabled", True)

@@ -132,6 +132,8 @@ class Article:
     fetched_at: datetime | None
     fingerprint: str
     entry_guid: str | None = None
+    version: int = 1  # 1 for the first document of an article, then 2, 3, ... per update
+    duplicate_of: str | None = None  # the first article of its near-duplicate cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,9 @@ class RunReport:
     skipped: int = 0  # not HTML, no article, ...: recorded with a reason
     errors: int = 0  # entries whose page could not be fetched: retried next time
     error: str | None = None  # why the whole source failed
+    updated: int = 0  # seen entries refetched whose text changed: stored as a new version
+    near_duplicates: int = 0  # stored linked to (or skipped as copies of) another article
+    error_kind: str | None = None  # a short label of that: http_503, network, feed, ...
 
     @property
     def ok(self) -> bool:
@@ -179,10 +184,13 @@ class SourceState:
 class StoreOutcome:
     """What happened to an article handed to the store."""
 
-    status: str  # "stored" or "duplicate"
-    article_id: str  # the new article, or the one it duplicates
-    seq: int | None = None  # catalog sequence number when stored
+    status: str  # "stored", "duplicate", "near_duplicate" (skipped), "updated", "unchanged"
+    article_id: str  # the new or updated article, or the one it duplicates
+    seq: int | None = None  # catalog sequence number when stored or updated
     path: str | None = None  # JSON document, relative to the storage directory
+    duplicate_of: str | None = None  # a near-copy: the first article of its cluster
+    similarity: float | None = None  # a near-copy: shingle containment, 0..1
+    version: int | None = None  # when stored or updated: the document's version
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,3 +205,42 @@ class CatalogRow:
     title: str | None
     published: datetime | None
     fetched_at: datetime
+    version: int = 1
+    duplicate_of: str | None = None  # set on a near-copy: the first article of its cluster
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRecord:
+    """What the store remembers under one entry key: what became of it, and the entry as
+    last seen (to notice updates before fetching anything)."""
+
+    key: str
+    source: str
+    status: str  # "stored", "duplicate" or "skipped"
+    article_id: str | None = None
+    guid: str | None = None
+    url: str | None = None
+    published: datetime | None = None
+    updated: datetime | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """An entry with its identity keys and what to do with it, decided before fetching."""
+
+    entry: Entry
+    keys: tuple[str, ...]
+    state: str  # "new" (fetch), "updated" (refetch, maybe a new version), "seen" (nothing)
+    article_id: str | None = None  # "updated": the stored article it is a version of
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleVersion:
+    """One stored version of an article."""
+
+    article_id: str
+    version: int
+    fingerprint: str
+    path: str
+    stored_at: datetime

@@ -1,8 +1,10 @@
 """The one orchestrator: the order of the stages, for the daemon, the CLI and later workers.
 
     poll_source: fetch the feed with its validators (a 304 stops here) → read entries →
-    drop entries already seen → fetch and extract the new ones → dedup by content →
-    store → save source state → RunReport.
+    classify them (new / seen / updated) before fetching anything → fetch and extract
+    the new and updated ones → dedup by the page's canonical URL, the exact text and
+    near-copies → store (an updated entry as a new version of its article) → save
+    source state → RunReport.
 
 Every step is idempotent: a rerun, or a rerun after a crash, stores nothing twice,
 because the store enforces the entry keys and the fingerprint with unique constraints.
@@ -22,10 +24,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from ingest import dedup, extract, feeds
-from ingest.errors import ExtractError, FeedError, FetchError, StoreError
+from ingest.errors import BlockedAddressError, ExtractError, FeedError, FetchError, StoreError
 from ingest.fetch import Fetcher
+from ingest.metrics import Metrics
 from ingest.models import (
     Article,
+    Classified,
     Entry,
     Extraction,
     ExtractRules,
@@ -34,6 +38,7 @@ from ingest.models import (
     RunReport,
     Source,
     SourceState,
+    StoreOutcome,
 )
 from ingest.store import Store
 
@@ -53,12 +58,16 @@ class Context:
 
     ``extract_pool``: a process pool for extraction, the CPU-heavy stage, so that
     every core works; None extracts in a thread of this process.
+    ``near_duplicates``: "link" stores a near-copy of a stored article as a member of
+    that article's cluster (``duplicate_of``); "skip" records it as a duplicate only.
     """
 
     fetcher: Fetcher
     store: Store
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     extract_pool: Executor | None = None
+    near_duplicates: str = "link"
+    metrics: Metrics | None = None
 
 
 def extraction_pool(workers: int) -> Executor | None:
@@ -94,6 +103,8 @@ class _Tally:
     duplicates: int = 0
     skipped: int = 0
     errors: int = 0
+    updated: int = 0
+    near_duplicates: int = 0
 
 
 async def poll_source(
@@ -113,7 +124,7 @@ async def poll_source(
             tally = await _ingest_feed(ctx, feed, source=source, on_stored=on_stored)
             report = _report(source.name, started, ctx.now(), "ok", tally)
     except (FetchError, FeedError, StoreError) as exc:
-        report = _report(source.name, started, ctx.now(), "failed", _Tally(), error=str(exc))
+        report = _report(source.name, started, ctx.now(), "failed", _Tally(), error=exc)
         page = None
     await ctx.store.save_source_state(_next_state(state, report, page, source.interval))
     _log_report(report)
@@ -142,12 +153,12 @@ async def ingest_url(
             tally = await _ingest_feed(ctx, feed, source=adhoc, on_stored=on_stored)
         else:
             tally = _Tally(entries=1)
-            entry = Entry(guid=None, url=url)
-            if await ctx.store.unseen([entry], source=name):
+            (item,) = await _classify(ctx, [Entry(guid=None, url=url)], source=name)
+            if item.state == "new":
                 tally.new = 1
                 await _ingest_entry(
                     ctx,
-                    entry,
+                    item,
                     source=name,
                     rules=rules,
                     tally=tally,
@@ -155,7 +166,7 @@ async def ingest_url(
                     on_stored=on_stored,
                 )
     except (FetchError, FeedError, StoreError) as exc:
-        report = _report(name, started, ctx.now(), "failed", _Tally(), error=str(exc))
+        report = _report(name, started, ctx.now(), "failed", _Tally(), error=exc)
     else:
         report = _report(name, started, ctx.now(), "ok", tally)
     _log_report(report)
@@ -165,19 +176,21 @@ async def ingest_url(
 async def _ingest_feed(
     ctx: Context, feed: Feed, *, source: Source, on_stored: OnStored | None
 ) -> _Tally:
-    """Fetch, extract and store the entries of ``feed`` not seen before, concurrently.
+    """Fetch, extract and store the entries of ``feed`` not seen before, and refetch the
+    ones the feed says changed, concurrently.
 
     Concurrency is bounded by the fetcher (overall and per host), not here.
     """
     tally = _Tally(entries=len(feed.entries))
-    new = await ctx.store.unseen(list(feed.entries), source=source.name)
-    tally.new = len(new)
+    items = await _classify(ctx, list(feed.entries), source=source.name)
+    todo = [item for item in items if item.state != "seen"]
+    tally.new = sum(item.state == "new" for item in todo)
     async with asyncio.TaskGroup() as group:
-        for entry in new:
+        for item in todo:
             group.create_task(
                 _ingest_entry(
                     ctx,
-                    entry,
+                    item,
                     source=source.name,
                     rules=source.rules,
                     tally=tally,
@@ -187,9 +200,24 @@ async def _ingest_feed(
     return tally
 
 
+async def _classify(ctx: Context, entries: list[Entry], *, source: str) -> list[Classified]:
+    """New, seen or updated, per entry, from the feed and the catalog alone (no fetch).
+
+    A source whose GUIDs prove unreliable (reused or rotating) is switched to URL
+    identity here, once and for good.
+    """
+    records = await ctx.store.entry_records(dedup.lookup_keys(entries, source=source))
+    trusted = await ctx.store.guids_trusted(source)
+    if trusted and (problem := dedup.guid_problem(entries, source=source, records=records)):
+        logger.warning("dedup: guids no longer trusted: source=%s reason=%r", source, problem)
+        await ctx.store.distrust_guids(source, reason=problem)
+        trusted = False
+    return dedup.classify(entries, source=source, trust_guid=trusted, records=records)
+
+
 async def _ingest_entry(
     ctx: Context,
-    entry: Entry,
+    item: Classified,
     *,
     source: str,
     rules: ExtractRules,
@@ -199,59 +227,118 @@ async def _ingest_entry(
 ) -> None:
     """One entry, start to end. Errors worth retrying leave no trace, so the next poll
     tries again; permanent ones are recorded with their reason and never retried."""
-    keys = dedup.entry_keys(entry, source=source)
+    entry = item.entry
     if entry.url is None:
-        await _skip(ctx, keys, source=source, reason="entry has no link", tally=tally)
+        await _skip(ctx, item, source=source, reason="entry has no link", tally=tally)
         return
     try:
         if page is None:
             page = await ctx.fetcher.get(entry.url, accept=HTML_ACCEPT)
         if page.content_type not in HTML_TYPES:
             reason = f"not an HTML page ({page.content_type})"
-            await _skip(ctx, keys, source=source, reason=reason, tally=tally)
+            await _skip(ctx, item, source=source, reason=reason, tally=tally)
             return
         extraction = await _extract(ctx, page, rules)
     except FetchError as exc:
         if exc.status in PERMANENT_STATUSES:
-            await _skip(ctx, keys, source=source, reason=str(exc), tally=tally)
+            await _skip(ctx, item, source=source, reason=str(exc), tally=tally)
         else:
             tally.errors += 1
             logger.warning("entry: %s source=%s", exc, source)
         return
     except ExtractError as exc:
-        await _skip(ctx, keys, source=source, reason=str(exc), tally=tally)
+        await _skip(ctx, item, source=source, reason=str(exc), tally=tally)
         return
-    article = _article(entry, page, extraction, source=source, key=keys[-1])
-    all_keys = keys + _page_keys(page, article)
     try:
-        outcome = await ctx.store.add_article(article, keys=all_keys)
+        await _store(ctx, item, page, extraction, source=source, tally=tally, on_stored=on_stored)
     except StoreError as exc:  # e.g. disk full: nothing was kept, so the next poll retries
         tally.errors += 1
         logger.error("entry: %s source=%s url=%s", exc, source, entry.url)
-        return
-    if outcome.status == "stored":
-        tally.stored += 1
-        logger.info("stored: source=%s id=%s url=%s", source, article.id, article.url)
-        if on_stored is not None:
-            on_stored(article)
-    else:
-        tally.duplicates += 1
-        logger.info("duplicate: source=%s of=%s url=%s", source, outcome.article_id, entry.url)
 
 
-async def _skip(
-    ctx: Context, keys: tuple[str, ...], *, source: str, reason: str, tally: _Tally
+async def _store(
+    ctx: Context,
+    item: Classified,
+    page: Page,
+    extraction: Extraction,
+    *,
+    source: str,
+    tally: _Tally,
+    on_stored: OnStored | None,
 ) -> None:
+    """Store a fetched entry: a new version of the article it updates or whose page it
+    is (same site's canonical URL), else a new article, a near-copy or a duplicate."""
+    entry = item.entry
+    page_keys = _page_keys(page, extraction.canonical_url)
+    same_page = item.article_id if item.state == "updated" else await _known_page(ctx, page_keys)
+    article = _article(
+        entry,
+        page,
+        extraction,
+        source=source,
+        article_id=same_page or dedup.article_id(item.keys[-1]),
+    )
+    keys = item.keys + page_keys
+    if same_page is not None:
+        outcome = await ctx.store.add_version(article, keys=keys, entry=entry)
+    else:
+        outcome = await ctx.store.add_article(
+            article, keys=keys, entry=entry, near_duplicates=ctx.near_duplicates
+        )
+    _count(outcome, item, tally, source=source, url=article.url)
+    if outcome.status in ("stored", "updated") and on_stored is not None:
+        on_stored(replace(article, version=outcome.version or 1, duplicate_of=outcome.duplicate_of))
+
+
+async def _known_page(ctx: Context, page_keys: tuple[str, ...]) -> str | None:
+    """The stored article already at the page's final or canonical URL, if any."""
+    records = await ctx.store.entry_records(list(page_keys))
+    return next((r.article_id for r in records.values() if r.status == "stored"), None)
+
+
+def _count(
+    outcome: StoreOutcome, item: Classified, tally: _Tally, *, source: str, url: str
+) -> None:
+    status, of = outcome.status, outcome.article_id
+    if status == "stored" and outcome.duplicate_of:
+        tally.stored += 1
+        tally.near_duplicates += 1
+        logger.info(
+            "stored: source=%s id=%s near_copy_of=%s url=%s", source, of, outcome.duplicate_of, url
+        )
+    elif status == "stored":
+        tally.stored += 1
+        logger.info("stored: source=%s id=%s url=%s", source, of, url)
+    elif status == "updated":
+        tally.updated += 1
+        logger.info("updated: source=%s id=%s version=%s url=%s", source, of, outcome.version, url)
+    elif status == "unchanged" and item.state == "updated":
+        logger.info("unchanged: source=%s id=%s url=%s", source, of, url)
+    elif status == "near_duplicate":
+        tally.duplicates += 1
+        tally.near_duplicates += 1
+        logger.info("duplicate: source=%s near_copy_of=%s url=%s", source, of, url)
+    else:  # "duplicate", or a new entry whose page is a stored article, unchanged
+        tally.duplicates += 1
+        logger.info("duplicate: source=%s of=%s url=%s", source, of, url)
+
+
+async def _skip(ctx: Context, item: Classified, *, source: str, reason: str, tally: _Tally) -> None:
     tally.skipped += 1
+    keys = item.keys
     logger.info("skipped: source=%s reason=%r key=%s", source, reason, keys[-1] if keys else "")
-    if keys:
-        await ctx.store.mark_entry(keys, source=source, status="skipped", reason=reason)
+    if keys:  # an updated entry keeps its stored version; only its state is refreshed
+        await ctx.store.mark_entry(
+            keys, source=source, status="skipped", reason=reason, entry=item.entry
+        )
 
 
-def _article(entry: Entry, page: Page, extraction: Extraction, *, source: str, key: str) -> Article:
+def _article(
+    entry: Entry, page: Page, extraction: Extraction, *, source: str, article_id: str
+) -> Article:
     """Merge what the page says with what the feed said; the page wins when it says it."""
     return Article(
-        id=dedup.article_id(key),
+        id=article_id,
         url=page.final_url,
         canonical_url=extraction.canonical_url,
         source=source,
@@ -273,10 +360,16 @@ def _article(entry: Entry, page: Page, extraction: Extraction, *, source: str, k
     )
 
 
-def _page_keys(page: Page, article: Article) -> tuple[str, ...]:
+def _page_keys(page: Page, canonical_url: str | None) -> tuple[str, ...]:
     """Keys learnt from the page itself: where redirects ended and its canonical URL, so
-    another feed linking there directly is recognised before fetching."""
-    urls = {page.final_url, article.canonical_url or page.final_url}
+    another feed linking there directly is recognised before fetching.
+
+    A canonical URL on another site is ignored: a page must not be able to claim (and
+    so suppress) another publisher's URL.
+    """
+    urls = {page.final_url}
+    if canonical_url and dedup.same_site(canonical_url, page.final_url):
+        urls.add(canonical_url)
     return tuple(sorted(f"url:{dedup.normalize_url(u)}" for u in urls))
 
 
@@ -287,7 +380,7 @@ def _report(
     status: str,
     tally: _Tally,
     *,
-    error: str | None = None,
+    error: Exception | None = None,
 ) -> RunReport:
     return RunReport(
         source=name,
@@ -300,8 +393,20 @@ def _report(
         duplicates=tally.duplicates,
         skipped=tally.skipped,
         errors=tally.errors,
-        error=error,
+        error=str(error) if error else None,
+        error_kind=error_kind(error) if error else None,
     )
+
+
+def error_kind(error: Exception) -> str:
+    """A short, stable label for metrics and state: http_503, network, feed, store ..."""
+    if isinstance(error, FetchError):
+        if error.status is not None:
+            return f"http_{error.status}"
+        return "blocked" if isinstance(error, BlockedAddressError) else "network"
+    if isinstance(error, FeedError):
+        return "feed"
+    return "store" if isinstance(error, StoreError) else type(error).__name__.lower()
 
 
 def _next_state(

@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.config import Settings
 from ingest.errors import IngestError
-from ingest.models import Source
+from ingest.metrics import Metrics
+from ingest.models import RunReport, Source
 from ingest.pipeline import Context, poll_source
+from ingest.status import Probe, StatusServer
 from ingest.store import files
 
 logger = logging.getLogger(__name__)
@@ -42,45 +45,143 @@ class Health:
 
 
 async def run_daemon(settings: Settings, ctx: Context, *, stop: asyncio.Event) -> None:
-    """Poll every enabled source on its interval until ``stop`` is set, then drain."""
-    inflight: set[asyncio.Task[None]] = set()
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    sources = [s for s in settings.sources if s.enabled]
-    for source in sources:
-        first = await _first_run(ctx, source)
-        scheduler.add_job(
-            _poll_job,
-            "interval",
-            seconds=source.interval.total_seconds(),
-            jitter=settings.jitter.total_seconds(),
-            args=(ctx, source, inflight),
-            id=f"source:{source.name}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=None,  # a late poll is still worth doing
-            next_run_time=first,
-        )
-    heartbeat = settings.storage_dir / HEARTBEAT_FILE
-    scheduler.add_job(
-        write_heartbeat,
-        "interval",
-        seconds=settings.heartbeat_interval.total_seconds(),
-        args=(heartbeat, settings.heartbeat_interval),
-        id="heartbeat",
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.start()
-    logger.info("daemon: started sources=%d pid=%d", len(sources), os.getpid())
+    """Poll every enabled source when it is due until ``stop`` is set, then drain."""
+    daemon = _Daemon(settings, ctx)
+    await daemon.start()
     try:
         await stop.wait()
     finally:
-        # Pause first (no new polls), drain, and only then shut down: APScheduler's
-        # asyncio executor cancels the jobs still running when it shuts down.
-        scheduler.pause()
-        await _drain(inflight)
-        scheduler.shutdown(wait=False)
-        heartbeat.unlink(missing_ok=True)
+        await daemon.stop()
+
+
+class _Daemon:
+    """The scheduler, its jobs, the heartbeat and the status endpoints, started and
+    stopped together."""
+
+    def __init__(self, settings: Settings, ctx: Context) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.metrics = ctx.metrics or Metrics()
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.ready = False
+        self.status: StatusServer | None = None
+        self.heartbeat = settings.storage_dir / HEARTBEAT_FILE
+
+    async def start(self) -> None:
+        sources = [s for s in self.settings.sources if s.enabled]
+        for source in sources:
+            self._schedule(source, await _first_run(self.ctx, source))
+        self.scheduler.add_job(
+            write_heartbeat,
+            "interval",
+            seconds=self.settings.heartbeat_interval.total_seconds(),
+            args=(self.heartbeat, self.settings.heartbeat_interval),
+            id="heartbeat",
+            next_run_time=datetime.now(UTC),
+        )
+        self.metrics.sample("ingest_due_sources", self._due)
+        self.metrics.set("ingest_sources", len(sources), state="enabled")
+        self.metrics.set(
+            "ingest_sources", len(self.settings.sources) - len(sources), state="disabled"
+        )
+        if self.settings.status_port:
+            self.status = StatusServer(self.metrics, health=self._health, ready=self._ready)
+            await self.status.start(self.settings.status_host, self.settings.status_port)
+        self.scheduler.start()
+        self.ready = True
+        logger.info("daemon: started sources=%d pid=%d", len(sources), os.getpid())
+
+    async def stop(self) -> None:
+        # Not ready any more; pause (no new polls), drain, and only then shut down:
+        # APScheduler's asyncio executor cancels the jobs still running at shutdown.
+        self.ready = False
+        self.scheduler.pause()
+        await _drain(self.inflight)
+        self.scheduler.shutdown(wait=False)
+        if self.status is not None:
+            await self.status.close()
+        self.heartbeat.unlink(missing_ok=True)
         logger.info("daemon: stopped")
+
+    def _schedule(self, source: Source, when: datetime) -> None:
+        """(Re)schedule the one job of ``source`` to run once at ``when`` (plus jitter)."""
+        jitter = random.uniform(0, self.settings.jitter.total_seconds())
+        self.scheduler.add_job(
+            self._poll,
+            "date",
+            run_date=when + timedelta(seconds=jitter),
+            args=(source,),
+            id=f"source:{source.name}",
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,  # a late poll is still worth doing
+        )
+
+    async def _poll(self, source: Source) -> None:
+        """The job: one poll, then the next one is booked from the state it saved."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            report = await poll_source(self.ctx, source)
+            observe_report(self.metrics, report)
+        except IngestError as exc:
+            logger.error("daemon: poll failed: source=%s error=%s", source.name, exc)
+        except Exception:  # the outer boundary: one broken source never stops the others
+            logger.exception("daemon: unexpected error: source=%s", source.name)
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+        if self.ready:
+            state = await self.ctx.store.source_state(source.name)
+            if state is not None and state.last_status == "gone":
+                logger.warning(
+                    "daemon: source is gone (HTTP 410), not polled: source=%s", source.name
+                )
+                return
+            fallback = self.ctx.now() + source.interval
+            self._schedule(source, state.next_poll_at if state and state.next_poll_at else fallback)
+
+    def _due(self) -> float:
+        now = datetime.now(UTC)
+        return float(
+            sum(
+                1
+                for job in self.scheduler.get_jobs()
+                if job.id.startswith("source:") and job.next_run_time and job.next_run_time <= now
+            )
+            + sum(1 for _ in self.inflight)
+        )
+
+    def _health(self) -> Probe:
+        health = check_health(self.settings.storage_dir)
+        return Probe(health.healthy, health.reason)
+
+    def _ready(self) -> Probe:
+        return Probe(self.ready, "ready" if self.ready else "starting or stopping")
+
+
+def observe_report(metrics: Metrics, report: RunReport) -> None:
+    """Count one poll's outcome in the metrics."""
+    metrics.inc("ingest_polls_total", status=report.status)
+    metrics.observe("ingest_poll_seconds", report.elapsed.total_seconds())
+    if report.error_kind:
+        metrics.inc("ingest_poll_errors_total", kind=report.error_kind)
+    for outcome, count in (
+        ("new", report.new),
+        ("stored", report.stored),
+        ("duplicate", report.duplicates),
+        ("skipped", report.skipped),
+        ("error", report.errors),
+    ):
+        if count:
+            metrics.inc("ingest_entries_total", count, outcome=outcome)
+    if report.stored:
+        metrics.inc("ingest_articles_stored_total", report.stored)
+    if report.duplicates:
+        metrics.inc("ingest_duplicates_total", report.duplicates)
 
 
 async def _first_run(ctx: Context, source: Source) -> datetime:
@@ -89,22 +190,6 @@ async def _first_run(ctx: Context, source: Source) -> datetime:
     if state is None or state.url != source.url or state.next_poll_at is None:
         return now
     return max(now, state.next_poll_at)
-
-
-async def _poll_job(ctx: Context, source: Source, inflight: set[asyncio.Task[None]]) -> None:
-    """The scheduler's job: one poll, and the outer boundary where any error is logged."""
-    task = asyncio.current_task()
-    if task is not None:
-        inflight.add(task)
-    try:
-        await poll_source(ctx, source)
-    except IngestError as exc:
-        logger.error("daemon: poll failed: source=%s error=%s", source.name, exc)
-    except Exception:  # the outer boundary: one broken source never stops the others
-        logger.exception("daemon: unexpected error: source=%s", source.name)
-    finally:
-        if task is not None:
-            inflight.discard(task)
 
 
 async def _drain(inflight: set[asyncio.Task[None]]) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +29,23 @@ def feed_for(server: LoopbackServer, paths: list[str]) -> Response:
     return Response(body.encode(), content_type="application/rss+xml")
 
 
-def start_daemon(tmp_path: Path, server: LoopbackServer) -> subprocess.Popen[bytes]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def start_daemon(
+    tmp_path: Path, server: LoopbackServer, *, status_port: int = 0
+) -> subprocess.Popen[bytes]:
     config = tmp_path / "ingest.toml"
     config.write_text(
         f'[[sources]]\nname = "local"\nurl = "{server.url("/feed.xml")}"\ninterval = "1h"\n'
@@ -39,14 +58,18 @@ def start_daemon(tmp_path: Path, server: LoopbackServer) -> subprocess.Popen[byt
         "INGEST_HEARTBEAT_INTERVAL": "1s",
         "INGEST_JITTER": "0",
         "PYTHONPATH": str(ROOT),
+        "INGEST_STATUS_PORT": str(status_port),
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "ingest", "run"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    # Output goes to a file, not a pipe: a killed daemon's extraction workers could hold
+    # a pipe open and make reading it hang.
+    with open(tmp_path / "daemon.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingest", "run"],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
@@ -74,8 +97,8 @@ def test_daemon_polls_beats_and_stops_on_sigterm(tmp_path: Path, server: Loopbac
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-        output = proc.communicate()[0].decode()
-    assert "daemon: stopped" in output
+        proc.wait()
+    assert "daemon: stopped" in (tmp_path / "daemon.log").read_text()
     assert not check_health(tmp_path / "s").healthy
     assert len(server.hits("/feed.xml")) == 1  # interval 1h: one poll only
 
@@ -98,7 +121,7 @@ def test_sigterm_lets_inflight_work_finish(tmp_path: Path, server: LoopbackServe
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
-        proc.communicate()
+        proc.wait()
     (doc,) = stored(tmp_path)
     assert json.loads(doc.read_text())["title"] == "Lighthouse Keeper's Cottage Becomes a Museum"
     assert not list((tmp_path / "s" / "articles").rglob(".tmp-*"))
@@ -117,8 +140,33 @@ def test_restart_honours_saved_next_poll(tmp_path: Path, server: LoopbackServer)
             assert proc.wait(timeout=30) == 0
         finally:
             proc.kill()
-            proc.communicate()
+            proc.wait()
     assert len(server.hits("/feed.xml")) == 1
+
+
+def test_status_endpoints(tmp_path: Path, server: LoopbackServer) -> None:
+    """The daemon serves /healthz, /readyz and Prometheus /metrics with real counts."""
+    server.add("/a1", Response((FIXTURES / "pages" / "article.html").read_bytes()))
+    server.add("/feed.xml", feed_for(server, ["/a1"]))
+    port = free_port()
+    proc = start_daemon(tmp_path, server, status_port=port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_for(lambda: len(stored(tmp_path)) == 1)
+        assert wait_for(lambda: get(base + "/healthz")[0] == 200)
+        assert get(base + "/readyz") == (200, "ready\n")
+        assert wait_for(lambda: 'ingest_polls_total{status="ok"} 1' in get(base + "/metrics")[1])
+        metrics = get(base + "/metrics")[1]
+        assert "ingest_articles_stored_total 1" in metrics
+        assert 'ingest_entries_total{outcome="stored"} 1' in metrics
+        assert "ingest_poll_seconds_count 1" in metrics
+        assert "ingest_due_sources 0" in metrics
+        assert get(base + "/nope")[0] == 404
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_health_needs_a_recent_heartbeat(tmp_path: Path) -> None:
