@@ -55,7 +55,16 @@ ENV_PREFIX = "INGEST_"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 _SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SOURCE_KEYS = {"name", "url", "interval", "enabled", "rules"}
+_SOURCE_KEYS = {
+    "name",
+    "url",
+    "interval",
+    "min_interval",
+    "max_interval",
+    "enabled",
+    "robots",
+    "rules",
+}
 _RULE_KEYS = {"content_selector", "drop_selectors"}
 _LOG_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR"}
 
@@ -303,23 +312,47 @@ def _source(
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in {"http", "https"} or not parts.hostname:
         problems.append(f"{label}.url: required; an absolute http(s) URL, got {url!r}")
-    interval = default_interval
-    if "interval" in item:
-        try:
-            interval = to_duration(item["interval"])
-            if interval < MIN_INTERVAL:
-                problems.append(
-                    f"{label}.interval: must be at least {MIN_INTERVAL.total_seconds():g}s"
-                )
-        except ValueError as exc:
-            problems.append(f"{label}.interval: {exc}")
-    enabled = item.get("enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(f"{label}.enabled: expected true or false, got {enabled!r}")
+    durations = {
+        key: _source_duration(item, key, label, problems)
+        for key in ("interval", "min_interval", "max_interval")
+    }
+    low, high = durations["min_interval"], durations["max_interval"]
+    if low and high and low > high:
+        problems.append(f"{label}.min_interval: must not exceed max_interval")
+    flags = {key: item.get(key) for key in ("enabled", "robots")}
+    for key, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            problems.append(f"{label}.{key}: expected true or false, got {value!r}")
     rules = _rules(item.get("rules", {}), f"{label}.rules", problems)
     if len(problems) > before:
         return None
-    return Source(name=str(name), url=str(url), interval=interval, enabled=enabled, rules=rules)
+    return Source(
+        name=str(name),
+        url=str(url),
+        interval=durations["interval"] or default_interval,
+        enabled=flags["enabled"] is not False,
+        rules=rules,
+        fixed_interval=durations["interval"] is not None,
+        min_interval=low,
+        max_interval=high,
+        robots=flags["robots"],
+    )
+
+
+def _source_duration(
+    item: dict[str, Any], key: str, label: str, problems: list[str]
+) -> timedelta | None:
+    if key not in item:
+        return None
+    try:
+        value = to_duration(item[key])
+    except ValueError as exc:
+        problems.append(f"{label}.{key}: {exc}")
+        return None
+    if value < MIN_INTERVAL:
+        problems.append(f"{label}.{key}: must be at least {MIN_INTERVAL.total_seconds():g}s")
+        return None
+    return value
 
 
 def _rules(raw: Any, label: str, problems: list[str]) -> ExtractRules:

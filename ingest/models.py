@@ -24,9 +24,13 @@ class Source:
 
     name: str
     url: str
-    interval: timedelta
+    interval: timedelta  # the fixed interval, or where adaptive polling starts
     enabled: bool = True
     rules: ExtractRules = field(default_factory=ExtractRules)
+    fixed_interval: bool = False  # True when the config sets `interval`: no adaptation
+    min_interval: timedelta | None = None  # per-source bounds, in place of the global ones
+    max_interval: timedelta | None = None
+    robots: bool | None = None  # obey robots.txt for article pages; None: the global setting
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,6 +65,22 @@ def test_default_interval_applies(tmp_path: Path) -> None:
     assert load_settings(path, {}).sources[0].interval == timedelta(minutes=30)
 
 
+def test_fixed_and_adaptive_sources(tmp_path: Path) -> None:
+    """An explicit interval is fixed; without one the source adapts within its bounds."""
+    path = write(
+        tmp_path,
+        '[[sources]]\nname = "fixed"\nurl = "https://a.example/f"\ninterval = "10m"\n'
+        '[[sources]]\nname = "adaptive"\nurl = "https://b.example/f"\nmin_interval = "1h"\n'
+        'max_interval = "2d"\nrobots = false\n',
+    )
+    fixed, adaptive = load_settings(path, {}).sources
+    assert (fixed.fixed_interval, fixed.interval) == (True, timedelta(minutes=10))
+    assert (adaptive.fixed_interval, adaptive.interval) == (False, timedelta(minutes=30))
+    assert (adaptive.min_interval, adaptive.max_interval) == (timedelta(hours=1), timedelta(days=2))
+    assert adaptive.robots is False
+    assert fixed.robots is None
+
+
 def test_environment_overrides_file(tmp_path: Path) -> None:
     """INGEST_* variables win over the file, parsed to the setting's type."""
     path = write(tmp_path, '[settings]\nstorage_dir = "here"\nconcurrency = 4\n')
