@@ -135,3 +135,40 @@ def _until(http_date: str | None, *, now: datetime) -> timedelta | None:
         return None
     left = when - now
     return left if left > timedelta(0) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of scheduling: the interval now in force and the next poll time.
+
+    ``next_poll_at`` is None for a source that is gone (HTTP 410): it is not polled
+    until its URL changes in the config or it is reset.
+    """
+
+    interval: timedelta
+    next_poll_at: datetime | None
+
+
+def plan(
+    *,
+    interval: timedelta,
+    fixed: timedelta | None,
+    bounds: Bounds,
+    status: str,
+    new_entries: int,
+    failures: int,
+    hints: ServerHints,
+    finished: datetime,
+) -> Plan:
+    """When to poll next, from the last poll's outcome (``status`` of its RunReport).
+
+    ``interval`` is the one in force before this poll; on failure it is kept (the
+    backoff is computed from it), so a recovered source resumes its usual pace.
+    """
+    if status == "gone":
+        return Plan(interval, None)
+    if status == "failed":
+        wait = after_failure(interval, failures=failures, bounds=bounds, hints=hints)
+        return Plan(interval, finished + wait)
+    new = after_success(interval, new_entries=new_entries, fixed=fixed, bounds=bounds, hints=hints)
+    return Plan(new, finished + new)

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 from ingest.schedule import (
     SERVER_HINT_CEILING,
     Bounds,
+    Plan,
     ServerHints,
     after_failure,
     after_success,
     parse_hints,
     parse_retry_after,
+    plan,
 )
 
 MIN = timedelta(minutes=1)
@@ -109,3 +111,22 @@ def test_parse_hints_from_headers() -> None:
     assert parse_hints({"expires": "0", "cache-control": "no-cache"}, ttl=None, now=NOW) == (
         ServerHints()
     )
+
+
+def test_plan_by_outcome() -> None:
+    """Gone sources are not planned; failures back off; successes adapt."""
+    common = {
+        "interval": HOUR,
+        "fixed": None,
+        "bounds": BOUNDS,
+        "hints": ServerHints(),
+        "finished": NOW,
+    }
+    assert plan(status="gone", new_entries=0, failures=0, **common).next_poll_at is None
+    failed = plan(status="failed", new_entries=0, failures=2, **common)
+    assert failed.interval == HOUR
+    assert failed.next_poll_at is not None
+    assert NOW + 2 * HOUR <= failed.next_poll_at <= NOW + 4 * HOUR
+    ok = plan(status="ok", new_entries=2, failures=0, **common)
+    assert ok == Plan(30 * MIN, NOW + 30 * MIN)
+    assert plan(status="not_modified", new_entries=0, failures=0, **common).interval == 90 * MIN
