@@ -3,7 +3,9 @@
     IngestError                 anything ingest raises on purpose
     ├── ConfigError             settings or sources are invalid (the CLI exits with 2)
     ├── FetchError              the network said no: timeout, refused, too big, bad status
-    │   └── BlockedAddressError a private/loopback address while those are not allowed
+    │   ├── BlockedAddressError a private/loopback address while those are not allowed
+    │   ├── RobotsDisallowedError       robots.txt disallows the URL
+    │   └── UnexpectedContentTypeError  an image, a PDF, ... where a page or feed was wanted
     ├── FeedError               the bytes are not a feed we can read
     ├── ExtractError            the page holds no article we can extract
     └── StoreError              the catalog or the files cannot be read or written
@@ -39,6 +41,7 @@ class FetchError(IngestError):
         status: int | None = None,
         retry_after: str | None = None,
     ) -> None:
+        self.reason = message  # without the "fetch: " prefix and the URL
         self.url = url
         self.status = status
         self.retry_after = retry_after  # the server's Retry-After header, as sent
@@ -47,6 +50,14 @@ class FetchError(IngestError):
 
 class BlockedAddressError(FetchError):
     """The URL resolves to an address we refuse to contact (private, loopback, ...)."""
+
+
+class RobotsDisallowedError(FetchError):
+    """robots.txt asks us not to fetch this URL: a permanent answer, not a failure."""
+
+
+class UnexpectedContentTypeError(FetchError):
+    """The server says the body is something we would not use (an image, a PDF, ...)."""
 
 
 class FeedError(IngestError):

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
+from ingest.fetch import parse_retry_after
+
 SERVER_HINT_CEILING = timedelta(days=1)
 MAX_SPEEDUP = 4.0
 SLOWDOWN = 1.5
@@ -99,18 +101,13 @@ def parse_hints(headers: dict[str, str], *, ttl: timedelta | None, now: datetime
         ttl=ttl,
         max_age=_max_age(headers.get("cache-control")),
         expires_in=_until(headers.get("expires"), now=now),
-        retry_after=parse_retry_after(headers.get("retry-after"), now=now),
+        retry_after=_retry_after(headers.get("retry-after"), now=now),
     )
 
 
-def parse_retry_after(value: str | None, *, now: datetime) -> timedelta | None:
-    """Retry-After as delta-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=int(value)) if int(value) > 0 else None
-    return _until(value, now=now)
+def _retry_after(value: str | None, *, now: datetime) -> timedelta | None:
+    until = parse_retry_after(value, now=now)
+    return None if until is None else until - now
 
 
 def _max_age(cache_control: str | None) -> timedelta | None:

@@ -23,6 +23,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("INGEST_STORAGE_DIR", str(tmp_path / "storage"))
     monkeypatch.setenv("INGEST_ALLOW_PRIVATE_NETWORKS", "true")
+    monkeypatch.setenv("INGEST_PER_HOST_DELAY", "0")
     monkeypatch.delenv("INGEST_CONFIG", raising=False)
     return tmp_path
 

@@ -99,6 +99,7 @@ def start(tmp_path: Path, feeds: int, server: LoopbackServer) -> subprocess.Pope
         "INGEST_CONFIG": str(config),
         "INGEST_STORAGE_DIR": str(tmp_path / "s"),
         "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
+        "INGEST_PER_HOST_DELAY": "0",
         "INGEST_JITTER": "0",
         "INGEST_STATUS_PORT": "0",
         "INGEST_EXTRACT_WORKERS": "2",

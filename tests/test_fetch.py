@@ -25,11 +25,12 @@ from hypothesis import strategies as st
 
 from ingest.config import Settings
 from ingest.errors import BlockedAddressError, FetchError
-from ingest.fetch import DEFAULT_ACCEPT, Fetcher, _Decoder, is_blocked_address
+from ingest.fetch import DEFAULT_ACCEPT, Fetcher, is_blocked_address, user_agent
+from ingest.fetch.decode import Decoder
 from ingest.models import Page, Validators
 from tests.loopback import LoopbackServer, Request, Response
 
-LOOPBACK = Settings(allow_private_networks=True)
+LOOPBACK = Settings(allow_private_networks=True, per_host_delay=0)
 CLOCK = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -151,7 +152,7 @@ def test_request_headers_sent(server: LoopbackServer) -> None:
     url = server.add("/h", Response(b"ok"))
     fetch(url)
     (hit,) = server.hits("/h")
-    assert hit.headers["user-agent"] == LOOPBACK.user_agent
+    assert hit.headers["user-agent"] == "ingest/0.1.0 (+https://github.com/ingest-worker/ingest)"
     assert hit.headers["accept"] == DEFAULT_ACCEPT
     assert hit.headers["accept-encoding"] == "gzip, deflate, br"
     assert "if-none-match" not in hit.headers
@@ -173,7 +174,7 @@ def test_each_request_is_logged_at_debug(
     caplog.set_level(logging.DEBUG, logger="ingest.fetch")
     fetch(ok)
     fetch_error(server.url("/missing"))
-    lines = [r.getMessage() for r in caplog.records if r.name == "ingest.fetch"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "ingest.fetch.client"]
     assert len(lines) == 2
     assert lines[0].startswith(f"fetch url={ok} final_url={ok} status=200 ")
     assert lines[1].startswith(f"fetch failed url={server.url('/missing')} status=404 ")
@@ -213,7 +214,7 @@ CODECS: dict[str, Callable[[bytes], bytes]] = {
 
 
 def decode_all(encoding: str, chunks: list[bytes]) -> bytes:
-    decoder = _Decoder(encoding, url="http://example.com/")
+    decoder = Decoder(encoding, url="http://example.com/")
     out = b"".join(piece for chunk in chunks for piece in decoder.decode(chunk))
     return out + b"".join(decoder.finish())
 
@@ -271,7 +272,7 @@ def test_redirects_are_followed(server: LoopbackServer) -> None:
     final = server.add("/c", Response(b"here"))
     page = fetch(server.url("/a"))
     assert (page.url, page.final_url, page.body) == (server.url("/a"), final, b"here")
-    assert server.hits("/c")[0].headers["user-agent"] == LOOPBACK.user_agent
+    assert server.hits("/c")[0].headers["user-agent"] == user_agent(LOOPBACK)
 
 
 def test_too_many_redirects(server: LoopbackServer) -> None:
@@ -512,11 +513,116 @@ def test_concurrency_caps_are_respected(
     for i in range(8):
         server.add(f"/s{i}", slow)
 
-    async def go() -> dict[str, object]:
+    async def go() -> int:
         async with Fetcher(settings) as fetcher:
             pages = await asyncio.gather(*(fetcher.get(server.url(f"/s{i}")) for i in range(8)))
             assert all(page.status == 200 for page in pages)
-            return dict(fetcher._hosts)  # white-box: the per-host table must drain
+            return fetcher._hosts.busy()  # white-box: every slot was given back
 
-    assert run(go()) == {}
+    assert run(go()) == 0
     assert now_serving[1] == expected
+
+
+# --- DNS pinning: the addresses checked are the addresses connected to ------------------
+
+
+def resolving_to(*addresses: str, calls: list[str] | None = None) -> Any:
+    """A resolver answering `addresses` for any name, noting each name it was asked."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        return list(addresses)
+
+    return resolve
+
+
+def fetch_via(url: str, settings: Settings, resolver: Any) -> Page:
+    async def go() -> Page:
+        async with Fetcher(settings, resolver=resolver) as fetcher:
+            return await fetcher.get(url)
+
+    return run(go())
+
+
+def test_name_resolving_to_loopback_is_refused_at_connect_time(server: LoopbackServer) -> None:
+    """A name whose (only) answer is private is refused when connecting; nothing is sent."""
+    calls: list[str] = []
+    port = server.base.rsplit(":", 1)[1]
+    url = f"http://feed.example:{port}/feed"
+    with pytest.raises(BlockedAddressError) as caught:
+        fetch_via(url, Settings(), resolving_to("127.0.0.1", calls=calls))
+    assert str(caught.value) == f"fetch: blocked address 127.0.0.1 for feed.example: {url}"
+    assert calls == ["feed.example"]  # resolved once, by the transport, and no more
+    assert server.requests == []
+
+
+def test_one_private_answer_among_public_ones_is_refused() -> None:
+    """Any blocked address in the answer refuses the name; no connection is tried."""
+    resolver = resolving_to("93.184.216.34", "10.0.0.7")
+    with pytest.raises(BlockedAddressError, match=r"10\.0\.0\.7 for mixed\.example"):
+        fetch_via("http://mixed.example/feed", Settings(), resolver)
+
+
+def test_connection_goes_to_the_resolved_address_with_the_name_kept(
+    server: LoopbackServer,
+) -> None:
+    """Allowed, the name connects to what our resolver said; Host still carries the name."""
+    port = server.base.rsplit(":", 1)[1]
+    server.add("/feed", Response(b"<rss/>"))
+    page = fetch_via(f"http://feed.example:{port}/feed", LOOPBACK, resolving_to("127.0.0.1"))
+    assert page.body == b"<rss/>"
+    assert server.hits("/feed")[0].headers["host"] == f"feed.example:{port}"
+
+
+def test_tls_to_a_pinned_address_still_sends_the_host_name() -> None:
+    """TLS over a pinned connection uses the name for SNI and verification (here it fails)."""
+    names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # no certificate: the handshake fails
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)  # type: ignore[assignment,misc,return-value]
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(conn, server_side=True):
+            pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"https://feed.example:{listener.getsockname()[1]}/feed"
+    try:
+        with pytest.raises(FetchError, match="TLS error"):
+            fetch_via(url, LOOPBACK, resolving_to("127.0.0.1"))
+    finally:
+        thread.join(5)
+        listener.close()
+    assert names == ["feed.example"]
+
+
+def test_resolver_failure_and_empty_answer_cannot_resolve() -> None:
+    """A resolver error or an empty answer is 'cannot resolve host'."""
+
+    async def failing(host: str, port: int) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    for resolver in (failing, resolving_to()):
+        error = fetch_error_via("http://gone.example/", Settings(), resolver)
+        assert str(error) == "fetch: cannot resolve host: http://gone.example/"
+
+
+def test_slow_resolver_is_a_connect_timeout() -> None:
+    """Resolving counts toward the connect timeout."""
+
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(10)
+        return ["93.184.216.34"]
+
+    error = fetch_error_via("http://slow.example/", replace(Settings(), connect_timeout=0.2), slow)
+    assert str(error) == "fetch: connect timed out after 0.2s: http://slow.example/"
+
+
+def fetch_error_via(url: str, settings: Settings, resolver: Any) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetch_via(url, settings, resolver)
+    return caught.value

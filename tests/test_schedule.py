@@ -16,7 +16,6 @@ from ingest.schedule import (
     after_failure,
     after_success,
     parse_hints,
-    parse_retry_after,
     plan,
 )
 
@@ -106,8 +105,9 @@ def test_parse_hints_from_headers() -> None:
     assert hints == ServerHints(
         ttl=30 * MIN, max_age=10 * MIN, expires_in=HOUR, retry_after=2 * MIN
     )
-    assert parse_retry_after("Thu, 01 Jan 2026 12:30:00 GMT", now=NOW) == 30 * MIN
-    assert parse_retry_after("soon", now=NOW) is None
+    date = parse_hints({"retry-after": "Thu, 01 Jan 2026 12:30:00 GMT"}, ttl=None, now=NOW)
+    assert date.retry_after == 30 * MIN
+    assert parse_hints({"retry-after": "soon"}, ttl=None, now=NOW).retry_after is None
     assert parse_hints({"expires": "0", "cache-control": "no-cache"}, ttl=None, now=NOW) == (
         ServerHints()
     )

@@ -55,6 +55,7 @@ def start_daemon(
         "INGEST_CONFIG": str(config),
         "INGEST_STORAGE_DIR": str(tmp_path / "s"),
         "INGEST_ALLOW_PRIVATE_NETWORKS": "true",
+        "INGEST_PER_HOST_DELAY": "0",
         "INGEST_HEARTBEAT_INTERVAL": "1s",
         "INGEST_JITTER": "0",
         "PYTHONPATH": str(ROOT),
