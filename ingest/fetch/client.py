@@ -119,7 +119,11 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self._settings
-        limits = httpx.Limits(max_connections=s.concurrency)
+        # Keep as many idle connections as may be in flight (httpx keeps 20 by default):
+        # a poll cycle over many hosts then reuses connections instead of reopening them.
+        limits = httpx.Limits(
+            max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+        )
         backend = PinnedBackend(resolver=self._resolver, allow_private=s.allow_private_networks)
         self._client = httpx.AsyncClient(
             http1=True,
