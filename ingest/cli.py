@@ -23,7 +23,7 @@ from ingest.config import Settings, config_path, load_settings
 from ingest.errors import ConfigError, ExtractError, IngestError
 from ingest.extract import extract
 from ingest.fetch import Fetcher
-from ingest.models import Article, RunReport, Source, SourceState
+from ingest.models import Article, CatalogRow, RunReport, Source, SourceState
 from ingest.pipeline import Context, extraction_pool, ingest_url, poll_source
 from ingest.scheduler import check_health, install_signal_handlers, run_daemon
 from ingest.store import Store, open_store
@@ -107,9 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
         "articles",
         help="list stored articles, search them, or show one",
         description="Without ID: list stored articles (newest first, or after a sequence "
-        "number). With ID: print that article's JSON document.",
+        "number); near-copies are marked [copy of ID], updated articles [vN]. With ID: "
+        "print that article's newest JSON document, with its cluster's other articles "
+        "(copies) and its versions from the catalog.",
     )
     arts.add_argument("id", nargs="?", help="show this article's document")
+    arts.add_argument(
+        "--version", type=int, metavar="N", help="with ID: show version N of the document"
+    )
+    arts.add_argument(
+        "--versions", action="store_true", help="with ID: list the article's versions"
+    )
     arts.add_argument("--limit", type=int, default=20, help="how many to list (default 20)")
     arts.add_argument(
         "--after",
@@ -158,7 +166,12 @@ async def _context(settings: Settings, *, pool: bool = True) -> AsyncIterator[Co
     executor = extraction_pool(settings.extract_workers) if pool else None
     try:
         async with Fetcher(settings) as fetcher:
-            yield Context(fetcher=fetcher, store=store, extract_pool=executor)
+            yield Context(
+                fetcher=fetcher,
+                store=store,
+                extract_pool=executor,
+                near_duplicates=settings.near_duplicates,
+            )
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -334,12 +347,7 @@ def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
         store: Store = open_store(settings.storage_dir)
         try:
             if args.id:
-                article = await store.get_article(args.id)
-                if article is None:
-                    print(f"ingest: no article with id {args.id}", file=sys.stderr)
-                    return 1
-                print(document.dumps(article, indent=2))
-                return 0
+                return await _show_article(store, args)
             if args.search:
                 rows = await store.search(args.search, limit=args.limit)
             elif args.after is not None:
@@ -347,30 +355,67 @@ def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 rows = await store.articles(limit=args.limit, newest_first=True)
             for row in rows:
-                if args.json:
-                    print(
-                        json.dumps(
-                            {
-                                "seq": row.seq,
-                                "id": row.id,
-                                "path": row.path,
-                                "url": row.url,
-                                "source": row.source,
-                                "title": row.title,
-                                "published": _iso(row.published),
-                                "fetched_at": _iso(row.fetched_at),
-                            },
-                            ensure_ascii=False,
-                        )
-                    )
-                else:
-                    day = row.published.date().isoformat() if row.published else "-"
-                    print(f"{row.seq:>6} {row.id} {day:<10} {row.source or '-':<16} {row.title}")
+                print(_row_json(row) if args.json else _row_line(row))
             return 0
         finally:
             await store.close()
 
     return asyncio.run(run())
+
+
+async def _show_article(store: Store, args: argparse.Namespace) -> int:
+    """One article's document (newest, or ``--version N``), or its versions."""
+    article = await store.get_article(args.id, version=args.version)
+    if article is None:
+        which = f" version {args.version}" if args.version else ""
+        print(f"ingest: no article with id {args.id}{which}", file=sys.stderr)
+        return 1
+    stored = await store.versions(args.id)
+    versions = [
+        {
+            "version": v.version,
+            "fingerprint": v.fingerprint,
+            "path": v.path,
+            "stored_at": _iso(v.stored_at),
+        }
+        for v in stored
+    ]
+    if args.versions:
+        for v, line in zip(stored, versions, strict=True):
+            text = f"v{v.version:<3} {_iso(v.stored_at)} {v.fingerprint[:12]} {v.path}"
+            print(json.dumps(line) if args.json else text)
+        return 0
+    doc = document.to_document(article)
+    doc["copies"] = [row.id for row in await store.cluster(args.id) if row.id != args.id]
+    doc["versions"] = versions
+    print(json.dumps(doc, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _row_json(row: CatalogRow) -> str:
+    return json.dumps(
+        {
+            "seq": row.seq,
+            "id": row.id,
+            "path": row.path,
+            "url": row.url,
+            "source": row.source,
+            "title": row.title,
+            "published": _iso(row.published),
+            "fetched_at": _iso(row.fetched_at),
+            "version": row.version,
+            "duplicate_of": row.duplicate_of,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _row_line(row: CatalogRow) -> str:
+    day = row.published.date().isoformat() if row.published else "-"
+    marks = (f" [v{row.version}]" if row.version > 1 else "") + (
+        f" [copy of {row.duplicate_of}]" if row.duplicate_of else ""
+    )
+    return f"{row.seq:>6} {row.id} {day:<10} {row.source or '-':<16} {row.title}{marks}"
 
 
 def cmd_health(settings: Settings, args: argparse.Namespace) -> int:

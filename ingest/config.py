@@ -35,6 +35,7 @@ class Settings:
     per_host_delay: float = 1.0  # seconds between the starts of two requests to one host
     respect_robots: bool = True  # obey robots.txt for article pages (never for feeds)
     extract_workers: int = 0  # extraction processes; 0: one per CPU core
+    near_duplicates: str = "link"  # a near-copy: "link" (store it in the cluster) or "skip"
     default_interval: timedelta = timedelta(minutes=30)
     jitter: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta = timedelta(seconds=30)
@@ -224,6 +225,7 @@ _FIELDS: dict[str, str] = {
     "per_host_delay": "float",
     "respect_robots": "bool",
     "extract_workers": "int",
+    "near_duplicates": "str",
     "default_interval": "duration",
     "jitter": "duration",
     "heartbeat_interval": "duration",
@@ -261,6 +263,8 @@ def _check_range(key: str, value: Any) -> str | None:
         return f"must be a port number (0 to 65535; 0 turns it off), got {value}"
     if key == "log_level" and value.upper() not in _LOG_LEVELS:
         return f"must be one of {', '.join(sorted(_LOG_LEVELS))}, got {value!r}"
+    if key == "near_duplicates" and value not in {"link", "skip"}:
+        return f'must be "link" or "skip", got {value!r}'
     if key == "log_format" and value not in {"text", "json"}:
         return f'must be "text" or "json", got {value!r}'
     if key == "user_agent" and not value.strip():

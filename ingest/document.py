@@ -38,6 +38,9 @@ def to_document(article: Article) -> dict[str, Any]:
         "fetched_at": _iso(article.fetched_at),
         "fingerprint": article.fingerprint,
         "entry_guid": article.entry_guid,
+        "version": article.version,
+        "duplicate_of": article.duplicate_of,
+        "cluster": article.duplicate_of or article.id,
     }
 
 
@@ -68,6 +71,8 @@ def from_document(doc: dict[str, Any]) -> Article:
         fetched_at=_parse(doc.get("fetched_at")),
         fingerprint=doc.get("fingerprint") or "",
         entry_guid=doc.get("entry_guid"),
+        version=int(doc.get("version") or 1),
+        duplicate_of=doc.get("duplicate_of"),
     )
 
 

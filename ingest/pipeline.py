@@ -395,6 +395,8 @@ def _report(
         errors=tally.errors,
         error=str(error) if error else None,
         error_kind=error_kind(error) if error else None,
+        updated=tally.updated,
+        near_duplicates=tally.near_duplicates,
     )
 
 

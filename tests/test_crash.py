@@ -117,7 +117,9 @@ def start(tmp_path: Path, feeds: int, server: LoopbackServer) -> subprocess.Pope
 
 
 def stored_urls(storage: Path) -> list[str]:
-    return [json.loads(p.read_text())["url"] for p in (storage / "articles").rglob("*.json")]
+    """The URL of every stored document; temp files of writes in progress are not."""
+    docs = (p for p in (storage / "articles").rglob("*.json") if not p.name.startswith(".tmp-"))
+    return [json.loads(p.read_text())["url"] for p in docs]
 
 
 def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path, server: LoopbackServer) -> None:
@@ -152,7 +154,9 @@ def test_sigkill_loses_and_duplicates_nothing(tmp_path: Path, server: LoopbackSe
         assert catalog.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         rows = catalog.execute("SELECT path FROM articles").fetchall()
         assert sorted(r[0] for r in rows) == sorted(
-            str(p.relative_to(storage)) for p in (storage / "articles").rglob("*.json")
+            str(p.relative_to(storage))
+            for p in (storage / "articles").rglob("*.json")
+            if not p.name.startswith(".tmp-")
         )
         assert catalog.execute("SELECT count(*) FROM pending_files").fetchone() == (0,)
     finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -279,3 +281,186 @@ def test_source_rules_are_applied(tmp_path: Path, server: LoopbackServer) -> Non
     (doc,) = stored_docs(tmp_path)
     assert "Traffic relief for the old town" not in doc["text"]
     assert "steel hangers" in doc["text"]
+
+
+# -- dedup: versions, near copies, GUID trust ------------------------------------------
+
+VOCABULARY = [
+    "harbour",
+    "bridge",
+    "council",
+    "engineers",
+    "steel",
+    "cable",
+    "repair",
+    "traffic",
+    "ferry",
+    "minister",
+    "budget",
+    "river",
+    "city",
+    "tunnel",
+    "workers",
+    "spring",
+    "summer",
+    "winter",
+    "opened",
+    "closed",
+    "report",
+    "week",
+    "million",
+    "tonnes",
+    "crossing",
+    "commuters",
+    "delays",
+    "inspection",
+    "safety",
+    "rust",
+    "paint",
+    "mayor",
+    "contractor",
+    "deck",
+    "north",
+    "south",
+    "lanes",
+    "cyclists",
+    "buses",
+    "night",
+    "shift",
+    "cranes",
+    "welders",
+    "divers",
+    "tide",
+    "storm",
+]
+_rng = random.Random(20250304)
+STORY = [" ".join(_rng.choice(VOCABULARY) for _ in range(30)).capitalize() + "." for _ in range(10)]
+
+
+def story_page(paragraphs: list[str], *, site: str, canonical: str = "") -> Response:
+    """An article page with ``site``'s own chrome around ``paragraphs``."""
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    link = f'<link rel="canonical" href="{canonical}">' if canonical else ""
+    html = (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'>{link}"
+        f"<title>Bridge reopens | {site}</title></head><body><header><nav>"
+        f"<a href='/'>{site} home</a> <a href='/news'>News</a></nav></header><main><article>"
+        f"<h1>Bridge reopens</h1>{body}</article><aside class='newsletter'>Subscribe to "
+        f"{site}</aside></main><footer>© {site}</footer></body></html>"
+    )
+    return Response(html.encode())
+
+
+def feed_of(server: LoopbackServer, items: list[tuple[str, str, str]]) -> Response:
+    """RSS 2.0 of (guid, path, RFC 822 date) items."""
+    parts = "".join(
+        f"<item><title>Item {guid}</title><link>{server.url(path)}</link>"
+        f"<guid isPermaLink='false'>{guid}</guid><pubDate>{date}</pubDate></item>"
+        for guid, path, date in items
+    )
+    body = (
+        f'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>{parts}</channel></rss>'
+    )
+    return Response(body.encode(), content_type="application/rss+xml")
+
+
+MARCH_4 = "Tue, 04 Mar 2025 08:00:00 GMT"
+MARCH_5 = "Wed, 05 Mar 2025 08:00:00 GMT"
+
+
+def test_updated_entry_becomes_a_new_version(tmp_path: Path, server: LoopbackServer) -> None:
+    """A newer feed date refetches the page; changed text is version 2 of the same id."""
+    server.add("/story", story_page(STORY, site="Courier"))
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_4)]))
+    assert poll(tmp_path, source(server)).stored == 1
+    (first,) = stored_docs(tmp_path)
+    server.add("/story", story_page([*STORY, "Correction: the repair cost 40 million."], site="C"))
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_5)]))
+    report = poll(tmp_path, source(server))
+    assert (report.new, report.stored, report.updated) == (0, 0, 1)
+    docs = {(d["id"], d["version"]): d for d in stored_docs(tmp_path)}
+    assert set(docs) == {(first["id"], 1), (first["id"], 2)}
+    assert docs[(first["id"], 1)] == first
+    assert "Correction" in docs[(first["id"], 2)]["text"]
+    rows = with_ctx(tmp_path, lambda ctx: ctx.store.articles())
+    assert [(r.id, r.seq, r.version) for r in rows] == [(first["id"], 2, 2)]
+    assert poll(tmp_path, source(server)).updated == 0  # the same state: not refetched
+    assert len(server.hits("/story")) == 2
+
+
+def test_unchanged_refetch_changes_nothing(tmp_path: Path, server: LoopbackServer) -> None:
+    """A newer feed date over the same text refetches once and keeps everything as it was."""
+    server.add("/story", story_page(STORY, site="Courier"))
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_4)]))
+    poll(tmp_path, source(server))
+    before = stored_docs(tmp_path)
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_5)]))
+    report = poll(tmp_path, source(server))
+    assert (report.stored, report.updated, report.duplicates) == (0, 0, 0)
+    assert stored_docs(tmp_path) == before
+    poll(tmp_path, source(server))
+    assert len(server.hits("/story")) == 2
+
+
+def near_copy_feeds(server: LoopbackServer) -> tuple[Source, Source]:
+    edited = [*STORY[:9]]  # truncated by one paragraph, and two words changed
+    edited[2] = "Officials said " + edited[2]
+    edited[5] = edited[5].replace(" ", " reportedly ", 1)
+    server.add("/story", story_page(STORY, site="Courier"))
+    server.add("/wire/copy", story_page(edited, site="Wire Daily"))
+    server.add("/one.xml", feed_of(server, [("a", "/story", MARCH_4)]))
+    server.add("/two.xml", feed_of(server, [("b", "/wire/copy", MARCH_4)]))
+    return source(server, "/one.xml", "one"), source(server, "/two.xml", "two")
+
+
+def test_near_copy_in_another_feed_is_linked(tmp_path: Path, server: LoopbackServer) -> None:
+    """The same story under other chrome, lightly edited, joins the first one's cluster."""
+    one, two = near_copy_feeds(server)
+    poll(tmp_path, one)
+    report = poll(tmp_path, two)
+    assert (report.stored, report.near_duplicates, report.duplicates) == (1, 1, 0)
+    first, copy = sorted(stored_docs(tmp_path), key=lambda d: d["source"])
+    assert (first["duplicate_of"], first["cluster"]) == (None, first["id"])
+    assert (copy["duplicate_of"], copy["cluster"]) == (first["id"], first["id"])
+
+
+def test_near_copy_skipped_by_setting(tmp_path: Path, server: LoopbackServer) -> None:
+    """With near_duplicates="skip" the copy is recorded as a duplicate and not stored."""
+    one, two = near_copy_feeds(server)
+
+    async def both(ctx: Context) -> RunReport:
+        await poll_source(ctx, one)
+        return await poll_source(replace(ctx, near_duplicates="skip"), two)
+
+    report = with_ctx(tmp_path, both)
+    assert (report.stored, report.near_duplicates, report.duplicates) == (0, 1, 1)
+    assert len(stored_docs(tmp_path)) == 1
+    assert poll(tmp_path, two).new == 0  # recorded: not fetched again
+
+
+def test_reused_guid_does_not_hide_a_new_story(tmp_path: Path, server: LoopbackServer) -> None:
+    """A GUID back for another link and date is another story: fetched, and GUIDs distrusted."""
+    server.add("/a1", page("article.html"))
+    server.add("/a2", page("second-article.html"))
+    server.add("/feed.xml", feed_of(server, [("1", "/a1", MARCH_4)]))
+    poll(tmp_path, source(server))
+    server.add("/feed.xml", feed_of(server, [("1", "/a2", MARCH_5)]))
+    report = poll(tmp_path, source(server))
+    assert (report.new, report.stored) == (1, 1)
+    assert not with_ctx(tmp_path, lambda ctx: ctx.store.guids_trusted("test"))  # type: ignore[attr-defined]
+
+
+def test_same_page_by_canonical_url_is_not_stored_twice(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A link whose page declares a stored article's canonical URL counts as that page."""
+    canonical = server.url("/story")
+    server.add("/story", story_page(STORY, site="Courier", canonical=canonical))
+    printed = story_page(STORY[:9], site="Print", canonical=canonical)
+    server.add("/story-print?view=print", printed)
+    server.add("/one.xml", feed_of(server, [("a", "/story", MARCH_4)]))
+    server.add("/two.xml", feed_of(server, [("b", "/story-print?view=print", MARCH_4)]))
+    poll(tmp_path, source(server, "/one.xml", "one"))
+    report = poll(tmp_path, source(server, "/two.xml", "two"))
+    assert (report.stored, report.updated) == (0, 1)  # the same page, its text changed
+    assert {d["version"] for d in stored_docs(tmp_path)} == {1, 2}

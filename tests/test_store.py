@@ -15,7 +15,7 @@ from ingest import document
 from ingest.errors import StoreError
 from ingest.models import Article, Entry, SourceState, Validators
 from ingest.store import files
-from ingest.store.sqlite import CATALOG, SQLiteStore
+from ingest.store.sqlite import CATALOG, MIGRATIONS, SQLiteStore
 
 WHEN = datetime(2025, 5, 21, 11, 32, tzinfo=UTC)
 
@@ -130,10 +130,10 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
     """The schema version is recorded and reopening does not migrate again."""
     run(SQLiteStore.open(tmp_path).close())
     store = SQLiteStore.open(tmp_path)
-    assert store.schema_version == 1
+    assert store.schema_version == len(MIGRATIONS)  # was 1 before migration 2 (dedup)
     run(store.close())
     conn = sqlite3.connect(tmp_path / CATALOG)
-    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (len(MIGRATIONS),)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
 
@@ -180,4 +180,145 @@ def test_stored_documents_are_never_overwritten(tmp_path: Path) -> None:
     again = run(store.add_article(make_article(text="changed", fingerprint="fpX"), keys=()))
     assert again.status == "duplicate"
     assert (tmp_path / str(first.path)).read_bytes() == before
+    run(store.close())
+
+
+STORY = "\n\n".join(
+    f"Paragraph {n}: the harbour bridge reopened on Tuesday after engineers replaced "
+    f"forty-two steel hangers, and commuters in block {n} crossed it again at dawn."
+    for n in range(12)
+)
+
+
+def test_new_version_keeps_every_document(tmp_path: Path) -> None:
+    """Changed text under a stored id becomes version 2 with a new seq; v1 stays on disk."""
+    store = SQLiteStore.open(tmp_path)
+    first = run(store.add_article(make_article(), keys=("url:1",)))
+    before = (tmp_path / str(first.path)).read_bytes()
+    changed = make_article(text="Corrected body of story 1.", fingerprint="fp1b")
+    outcome = run(store.add_version(changed, keys=("url:1",)))
+    assert (outcome.status, outcome.version) == ("updated", 2)
+    assert outcome.path == "articles/2025/05/21/id1.v2.json"
+    assert outcome.seq is not None
+    assert first.seq is not None
+    assert outcome.seq > first.seq
+    assert [r.id for r in run(store.articles(after=first.seq))] == ["id1"]
+    assert (tmp_path / str(first.path)).read_bytes() == before
+    assert run(store.get_article("id1", version=1)) == make_article()
+    latest = run(store.get_article("id1"))
+    assert latest is not None
+    assert (latest.text, latest.version) == ("Corrected body of story 1.", 2)
+    assert [v.version for v in run(store.versions("id1"))] == [1, 2]
+    assert [r.id for r in run(store.search("corrected"))] == ["id1"]
+    # The old text is still a known fingerprint: a copy of it elsewhere is a duplicate.
+    again = run(store.add_article(make_article(7, fingerprint="fp1"), keys=("url:7",)))
+    assert (again.status, again.article_id) == ("duplicate", "id1")
+    run(store.close())
+
+
+def test_unchanged_refetch_changes_nothing(tmp_path: Path) -> None:
+    """The same text refetched leaves the catalog row, its seq and the files alone."""
+    store = SQLiteStore.open(tmp_path)
+    first = run(store.add_article(make_article(), keys=("url:1",)))
+    outcome = run(store.add_version(make_article(), keys=("url:1",)))
+    assert (outcome.status, outcome.version) == ("unchanged", 1)
+    assert [(r.seq, r.version) for r in run(store.articles())] == [(first.seq, 1)]
+    assert len(list((tmp_path / "articles").rglob("*.json"))) == 1
+    run(store.close())
+
+
+def test_near_copy_is_linked_to_its_cluster(tmp_path: Path) -> None:
+    """A lightly edited copy is stored with duplicate_of the first article."""
+    store = SQLiteStore.open(tmp_path)
+    run(store.add_article(make_article(1, text=STORY), keys=("url:1",)))
+    copy = make_article(2, text=STORY.replace("Tuesday", "Wednesday", 1) + "\n\nUpdated.")
+    outcome = run(store.add_article(copy, keys=("url:2",)))
+    assert (outcome.status, outcome.duplicate_of) == ("stored", "id1")
+    assert outcome.similarity is not None
+    assert outcome.similarity > 0.9
+    stored = run(store.get_article("id2"))
+    assert stored is not None
+    assert stored.duplicate_of == "id1"
+    third = make_article(3, text=STORY.replace("dawn", "dusk"))
+    assert run(store.add_article(third, keys=("url:3",))).duplicate_of == "id1"
+    assert [r.id for r in run(store.cluster("id3"))] == ["id1", "id2", "id3"]
+    assert [r.duplicate_of for r in run(store.articles())] == [None, "id1", "id1"]
+    run(store.close())
+
+
+def test_near_copy_is_skipped_when_asked(tmp_path: Path) -> None:
+    """With near_duplicates="skip" a near copy is recorded as a duplicate, not stored."""
+    store = SQLiteStore.open(tmp_path)
+    run(store.add_article(make_article(1, text=STORY), keys=("url:1",)))
+    copy = make_article(2, text=STORY.replace("Tuesday", "Wednesday"))
+    outcome = run(store.add_article(copy, keys=("url:2",), near_duplicates="skip"))
+    assert (outcome.status, outcome.article_id) == ("near_duplicate", "id1")
+    assert len(run(store.articles())) == 1
+    (rec,) = run(store.entry_records(["url:2"])).values()
+    assert (rec.status, rec.article_id) == ("duplicate", "id1")
+    run(store.close())
+
+
+def test_crash_during_a_version_write_is_undone(tmp_path: Path) -> None:
+    """A version document written but never committed is removed; version 1 stays."""
+    store = SQLiteStore.open(tmp_path)
+    first = run(store.add_article(make_article(), keys=("url:1",)))
+    rel = files.version_path(str(first.path), 2)
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
+    conn.commit()
+    conn.close()
+    files.write_document(tmp_path, rel, make_article(text="half", version=2))
+    run(store.close())
+    store = SQLiteStore.open(tmp_path)
+    assert not (tmp_path / rel).exists()
+    assert (tmp_path / str(first.path)).exists()
+    assert [v.version for v in run(store.versions("id1"))] == [1]
+    run(store.close())
+
+
+def test_catalog_from_before_versions_is_migrated(tmp_path: Path) -> None:
+    """An article stored under schema 1 becomes version 1 in article_versions."""
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.executescript(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL);" + MIGRATIONS[0][1]
+    )
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial catalog', 'x')")
+    conn.execute(
+        "INSERT INTO articles (id, fingerprint, path, url, fetched_at, stored_at)"
+        " VALUES ('id1', 'fp1', 'articles/2025/05/21/id1.json', 'u', ?, ?)",
+        (WHEN.isoformat(), WHEN.isoformat()),
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore.open(tmp_path)
+    assert [(v.version, v.fingerprint) for v in run(store.versions("id1"))] == [(1, "fp1")]
+    assert [(r.version, r.duplicate_of) for r in run(store.articles())] == [(1, None)]
+    run(store.close())
+
+
+def test_guid_distrust_is_remembered(tmp_path: Path) -> None:
+    """Once a source's GUIDs are distrusted they stay so after reopening."""
+    store = SQLiteStore.open(tmp_path)
+    assert run(store.guids_trusted("s"))
+    run(store.distrust_guids("s", reason="guid 'x' names two links in one feed"))
+    run(store.close())
+    store = SQLiteStore.open(tmp_path)
+    assert not run(store.guids_trusted("s"))
+    assert run(store.guids_trusted("t"))
+    run(store.close())
+
+
+def test_entry_records_remember_the_entry(tmp_path: Path) -> None:
+    """An entry's own keys keep its GUID, link, dates and title; page keys do not."""
+    store = SQLiteStore.open(tmp_path)
+    entry = Entry(guid="g", url="https://news.example/1", title="T", published=WHEN)
+    keys = ("guid:news:g", "url:https://news.example/1", "url:https://news.example/canon")
+    run(store.add_article(make_article(), keys=keys, entry=entry))
+    records = run(store.entry_records(list(keys)))
+    own = records["guid:news:g"]
+    assert (own.guid, own.url, own.title, own.published) == ("g", entry.url, "T", WHEN)
+    assert records["url:https://news.example/canon"].title is None
+    assert {r.article_id for r in records.values()} == {"id1"}
     run(store.close())

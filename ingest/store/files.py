@@ -66,9 +66,21 @@ def write_article(root: Path, article: Article) -> str:
     Never overwrites: a document already at that path raises FileExistsError.
     """
     rel = relative_path(article)
+    write_document(root, rel, article)
+    return rel
+
+
+def version_path(first: str, version: int) -> str:
+    """Where version ``version`` (2, 3, ...) of an article lives: beside its first
+    document, ``articles/YYYY/MM/DD/<id>.v<version>.json``."""
+    stem = first.removesuffix(".json")
+    return f"{stem}.v{version}.json"
+
+
+def write_document(root: Path, rel: str, article: Article) -> None:
+    """Write ``article`` at ``rel`` under ``root``, never over an existing file."""
     data = (document.dumps(article, indent=2) + "\n").encode()
     write_atomic(root / rel, data, replace=False)
-    return rel
 
 
 def remove_leftovers(root: Path, rel: str) -> None:

@@ -1,0 +1,123 @@
+"""Near-duplicate sketches: shingles, MinHash/LSH buckets and exact verification."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest.dedup import fingerprint, resemblance, sketch
+from ingest.dedup.neardup import BANDS, MIN_SHINGLES, shingles
+
+WORDS = [
+    "harbour",
+    "bridge",
+    "council",
+    "engineers",
+    "steel",
+    "cable",
+    "repair",
+    "traffic",
+    "ferry",
+    "minister",
+    "budget",
+    "river",
+    "city",
+    "tunnel",
+    "workers",
+    "spring",
+    "summer",
+    "winter",
+    "opened",
+    "closed",
+    "said",
+    "report",
+    "week",
+    "million",
+    "tonnes",
+    "crossing",
+    "commuters",
+    "delays",
+    "inspection",
+    "safety",
+    "rust",
+    "paint",
+]
+
+
+def story(seed: int, paragraphs: int = 8, words: int = 40) -> str:
+    rng = random.Random(seed)
+    return "\n\n".join(
+        " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+        for _ in range(paragraphs)
+    )
+
+
+def shared_bucket(a: str, b: str) -> bool:
+    return bool(set(sketch(a).buckets) & set(sketch(b).buckets))
+
+
+def test_light_edit_is_a_verified_candidate() -> None:
+    """A few changed words keep the pair an LSH candidate and a verified near copy."""
+    text = story(1)
+    words = text.split(" ")
+    for i in (5, 60, 150, 230):
+        words[i] = "corrected"
+    edited = " ".join(words)
+    assert fingerprint(edited) != fingerprint(text)
+    assert shared_bucket(text, edited)
+    assert resemblance(shingles(text), shingles(edited)).near_duplicate
+
+
+def test_reordered_paragraphs_change_no_shingle() -> None:
+    """Shingles never span two blocks, so paragraph order does not matter."""
+    text = story(2)
+    blocks = text.split("\n\n")
+    assert shingles("\n\n".join(reversed(blocks))) == shingles(text)
+
+
+def test_truncated_copy_is_contained() -> None:
+    """The first 60% of a story is found and verified by containment."""
+    text = story(3)
+    cut = text[: int(len(text) * 0.6)]
+    found = resemblance(shingles(text), shingles(cut))
+    assert found.containment > 0.95
+    assert found.near_duplicate
+    assert shared_bucket(text, cut)
+
+
+def test_different_stories_are_kept_apart() -> None:
+    """Two stories from the same vocabulary share no verified near-copy relation."""
+    a, b = story(4), story(5)
+    assert not resemblance(shingles(a), shingles(b)).near_duplicate
+    assert not shared_bucket(a, b)
+
+
+def test_short_texts_are_left_to_the_fingerprint() -> None:
+    """A text too short to judge gets no LSH buckets and never verifies."""
+    short = "Bridge closed for the day."
+    assert not sketch(short).comparable
+    assert len(shingles(short)) < MIN_SHINGLES
+    assert not resemblance(shingles(short), shingles(short)).near_duplicate
+
+
+def test_a_teaser_is_not_the_story() -> None:
+    """A contained text many times shorter is not linked as a copy."""
+    text = story(6, paragraphs=20)
+    teaser = text.split("\n\n")[0]
+    assert not resemblance(shingles(text), shingles(teaser)).near_duplicate
+
+
+@given(st.text(max_size=400))
+def test_sketch_never_crashes_and_is_stable(text: str) -> None:
+    """Any text gives a sketch, the same one twice, with one bucket per band or none."""
+    first = sketch(text)
+    assert first == sketch(text)
+    assert len(first.buckets) in (0, BANDS)
+
+
+@given(st.text(max_size=200))
+def test_fingerprint_ignores_case_and_spacing(text: str) -> None:
+    """Upper-casing and re-spacing a text keep its fingerprint."""
+    assert fingerprint(text) == fingerprint("  " + " ".join(text.split()) + " ")
