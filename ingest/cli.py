@@ -23,8 +23,10 @@ from ingest.config import Settings, config_path, load_settings
 from ingest.errors import ConfigError, ExtractError, IngestError
 from ingest.extract import extract
 from ingest.fetch import Fetcher
+from ingest.metrics import Metrics
 from ingest.models import Article, CatalogRow, RunReport, Source, SourceState
 from ingest.pipeline import Context, extraction_pool, ingest_url, poll_source
+from ingest.schedule import Bounds
 from ingest.scheduler import check_health, install_signal_handlers, run_daemon
 from ingest.store import Store, open_store
 
@@ -160,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @asynccontextmanager
-async def _context(settings: Settings, *, pool: bool = True) -> AsyncIterator[Context]:
+async def _context(
+    settings: Settings, *, pool: bool = True, metrics: Metrics | None = None
+) -> AsyncIterator[Context]:
     """Store, fetcher and (for batch work) the extraction process pool, closed on exit."""
     store = open_store(settings.storage_dir)
     executor = extraction_pool(settings.extract_workers) if pool else None
@@ -171,6 +175,8 @@ async def _context(settings: Settings, *, pool: bool = True) -> AsyncIterator[Co
                 store=store,
                 extract_pool=executor,
                 near_duplicates=settings.near_duplicates,
+                metrics=metrics,
+                bounds=Bounds(settings.min_interval, settings.max_interval),
             )
     finally:
         if executor is not None:
@@ -182,7 +188,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        async with _context(settings) as ctx:
+        async with _context(settings, metrics=Metrics()) as ctx:
             await run_daemon(settings, ctx, stop=stop)
 
     if not any(s.enabled for s in settings.sources):
@@ -315,16 +321,21 @@ def cmd_sources(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _source_row(source: Source, state: SourceState | None) -> dict[str, Any]:
+    state = state if state is not None and state.url == source.url else None
+    interval = state.interval if state and state.interval else source.interval
     return {
         "name": source.name,
         "url": source.url,
+        "polled_url": state.poll_url if state else source.url,  # differs once it moved
         "enabled": source.enabled,
-        "interval_seconds": source.interval.total_seconds(),
+        "schedule": "fixed" if source.fixed_interval else "adaptive",
+        "interval_seconds": interval.total_seconds(),
         "last_polled_at": _iso(state.last_polled_at) if state else None,
         "last_status": state.last_status if state else None,
         "last_error": state.last_error if state else None,
         "consecutive_failures": state.consecutive_failures if state else 0,
         "next_poll_at": _iso(state.next_poll_at) if state else None,
+        "redirect_target": state.redirect_target if state else None,
         "entries_seen": state.entries_seen if state else 0,
         "articles_stored": state.articles_stored if state else 0,
     }
@@ -334,12 +345,29 @@ def _source_line(row: dict[str, Any]) -> str:
     status = row["last_status"] or "never polled"
     if not row["enabled"]:
         status = "disabled"
+    every = _duration(row["interval_seconds"])
     line = (
-        f"{row['name']:<20} {status:<13} stored={row['articles_stored']:<6} "
-        f"failures={row['consecutive_failures']:<3} last={row['last_polled_at'] or '-'} "
-        f"next={row['next_poll_at'] or '-'}  {row['url']}"
+        f"{row['name']:<20} {status:<13} every {every:<6} ({row['schedule']}) "
+        f"stored={row['articles_stored']:<6} failures={row['consecutive_failures']:<3} "
+        f"last={row['last_polled_at'] or '-'} next={row['next_poll_at'] or '-'}  {row['url']}"
     )
-    return line + (f"\n{'':<20} error: {row['last_error']}" if row["last_error"] else "")
+    notes = []
+    if row["polled_url"] != row["url"]:
+        notes.append(f"moved permanently to {row['polled_url']} (polled there)")
+    elif row["redirect_target"]:
+        notes.append(f"permanently redirected to {row['redirect_target']} (not yet moved)")
+    if status == "gone":
+        notes.append("gone (HTTP 410): not polled until its URL changes in the config")
+    if row["last_error"]:
+        notes.append(f"error: {row['last_error']}")
+    return "\n".join([line, *(f"{'':<20} {note}" for note in notes)])
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def cmd_articles(settings: Settings, args: argparse.Namespace) -> int:

@@ -54,6 +54,9 @@ class Page:
     fetched_at: datetime
     validators: Validators = field(default_factory=Validators)
     headers: tuple[tuple[str, str], ...] = ()  # lower-cased names, as received
+    # The final URL when every redirect on the way was permanent (301, 308): where the
+    # resource now lives. None without redirects or when any of them was temporary.
+    permanent_redirect: str | None = None
 
     @property
     def not_modified(self) -> bool:
@@ -147,7 +150,7 @@ class RunReport:
     source: str
     started_at: datetime
     finished_at: datetime
-    status: str  # "ok", "not_modified", "failed"
+    status: str  # "ok", "not_modified", "failed", "gone" (HTTP 410: not polled again)
     entries: int = 0  # entries in the feed
     new: int = 0  # entries not seen before
     stored: int = 0
@@ -161,7 +164,8 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return self.status != "failed"
+        """False when the source failed, or is gone (HTTP 410) and needs attention."""
+        return self.status not in {"failed", "gone"}
 
     @property
     def elapsed(self) -> timedelta:
@@ -182,6 +186,15 @@ class SourceState:
     next_poll_at: datetime | None = None
     entries_seen: int = 0
     articles_stored: int = 0
+    interval: timedelta | None = None  # the adaptive interval now in force
+    current_url: str | None = None  # where the feed moved to (a lasting permanent redirect)
+    redirect_target: str | None = None  # a permanent redirect seen, not yet lasting
+    redirect_count: int = 0  # consecutive polls that saw redirect_target
+
+    @property
+    def poll_url(self) -> str:
+        """The URL to poll: the moved-to URL once a move has lasted, else the configured."""
+        return self.current_url or self.url
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,24 @@ import functools
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from ingest import dedup, extract, feeds
-from ingest.errors import BlockedAddressError, ExtractError, FeedError, FetchError, StoreError
+from ingest import dedup, extract, feeds, schedule
+from ingest.errors import (
+    BlockedAddressError,
+    ExtractError,
+    FeedError,
+    FetchError,
+    RobotsDisallowedError,
+    StoreError,
+    UnexpectedContentTypeError,
+)
 from ingest.fetch import Fetcher
 from ingest.metrics import Metrics
 from ingest.models import (
@@ -40,6 +50,7 @@ from ingest.models import (
     SourceState,
     StoreOutcome,
 )
+from ingest.schedule import Bounds, ServerHints
 from ingest.store import Store
 
 logger = logging.getLogger(__name__)
@@ -48,6 +59,10 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", ""})
 HTML_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 # Statuses that will not change by asking again: the entry is recorded as skipped.
 PERMANENT_STATUSES = frozenset({404, 410, 451})
+DEFAULT_MIN, DEFAULT_MAX = timedelta(minutes=5), timedelta(hours=24)
+# A feed answering with the same permanent redirect this many polls in a row has moved:
+# its new URL is polled from then on (a single 301 may be a misconfiguration).
+MOVED_AFTER = 3
 
 OnStored = Callable[[Article], None]
 
@@ -58,6 +73,7 @@ class Context:
 
     ``extract_pool``: a process pool for extraction, the CPU-heavy stage, so that
     every core works; None extracts in a thread of this process.
+    ``bounds``: the global minimum and maximum poll interval (a source may set its own).
     ``near_duplicates``: "link" stores a near-copy of a stored article as a member of
     that article's cluster (``duplicate_of``); "skip" records it as a duplicate only.
     """
@@ -68,6 +84,7 @@ class Context:
     extract_pool: Executor | None = None
     near_duplicates: str = "link"
     metrics: Metrics | None = None
+    bounds: Bounds = field(default_factory=lambda: Bounds(DEFAULT_MIN, DEFAULT_MAX))
 
 
 def extraction_pool(workers: int) -> Executor | None:
@@ -115,20 +132,43 @@ async def poll_source(
     state = await ctx.store.source_state(source.name)
     if state is None or state.url != source.url:  # new, or its URL changed in the config
         state = SourceState(name=source.name, url=source.url)
+    if state.last_status == "gone":  # HTTP 410 earlier: not polled until the config changes
+        report = _report(source.name, started, started, "gone", _Tally(), error=None)
+        report = replace(report, error=state.last_error, error_kind="http_410")
+        _log_report(report)
+        return report
+    page: Page | None = None
+    hints = ServerHints()
     try:
-        page = await ctx.fetcher.get(source.url, validators=state.validators)
+        page = await _fetch(ctx, state.poll_url, kind="feed", validators=state.validators)
+        hints = schedule.parse_hints(dict(page.headers), ttl=None, now=ctx.now())
         if page.not_modified:
             report = _report(source.name, started, ctx.now(), "not_modified", _Tally())
         else:
             feed = await asyncio.to_thread(feeds.parse_feed, page)
+            hints = replace(hints, ttl=feed.ttl)
             tally = await _ingest_feed(ctx, feed, source=source, on_stored=on_stored)
             report = _report(source.name, started, ctx.now(), "ok", tally)
     except (FetchError, FeedError, StoreError) as exc:
-        report = _report(source.name, started, ctx.now(), "failed", _Tally(), error=exc)
-        page = None
-    await ctx.store.save_source_state(_next_state(state, report, page, source.interval))
+        gone = isinstance(exc, FetchError) and exc.status == 410
+        report = _report(
+            source.name, started, ctx.now(), "gone" if gone else "failed", _Tally(), error=exc
+        )
+        if isinstance(exc, FetchError) and exc.retry_after:
+            hints = schedule.parse_hints({"retry-after": exc.retry_after}, ttl=None, now=ctx.now())
+    await ctx.store.save_source_state(_next_state(ctx, state, report, page, source, hints))
     _log_report(report)
     return report
+
+
+async def _fetch(ctx: Context, url: str, *, kind: str, **options: Any) -> Page:
+    """``ctx.fetcher.get`` with its latency recorded in the metrics."""
+    started = time.monotonic()
+    try:
+        return await ctx.fetcher.get(url, **options)
+    finally:
+        if ctx.metrics is not None:
+            ctx.metrics.observe("ingest_fetch_seconds", time.monotonic() - started, kind=kind)
 
 
 async def ingest_url(
@@ -146,7 +186,7 @@ async def ingest_url(
     name = source.name if source else f"url:{urlsplit(url).hostname or url}"
     rules = source.rules if source else ExtractRules()
     try:
-        page = await ctx.fetcher.get(url)
+        page = await _fetch(ctx, url, kind="url")
         if feeds.looks_like_feed(page):
             feed = await asyncio.to_thread(feeds.parse_feed, page)
             adhoc = source or Source(name=name, url=url, interval=timedelta(0), rules=rules)
@@ -193,6 +233,7 @@ async def _ingest_feed(
                     item,
                     source=source.name,
                     rules=source.rules,
+                    robots=source.robots,
                     tally=tally,
                     on_stored=on_stored,
                 )
@@ -222,25 +263,32 @@ async def _ingest_entry(
     source: str,
     rules: ExtractRules,
     tally: _Tally,
+    robots: bool | None = None,
     page: Page | None = None,
     on_stored: OnStored | None = None,
 ) -> None:
     """One entry, start to end. Errors worth retrying leave no trace, so the next poll
-    tries again; permanent ones are recorded with their reason and never retried."""
+    tries again; permanent ones are recorded with their reason and never retried.
+
+    ``robots``: obey robots.txt (None: the global setting); ``page``: already fetched.
+    """
     entry = item.entry
     if entry.url is None:
         await _skip(ctx, item, source=source, reason="entry has no link", tally=tally)
         return
     try:
         if page is None:
-            page = await ctx.fetcher.get(entry.url, accept=HTML_ACCEPT)
+            page = await _fetch(
+                ctx, entry.url, kind="page", accept=HTML_ACCEPT, expect="html", robots=robots
+            )
         if page.content_type not in HTML_TYPES:
             reason = f"not an HTML page ({page.content_type})"
             await _skip(ctx, item, source=source, reason=reason, tally=tally)
             return
         extraction = await _extract(ctx, page, rules)
     except FetchError as exc:
-        if exc.status in PERMANENT_STATUSES:
+        permanent = isinstance(exc, RobotsDisallowedError | UnexpectedContentTypeError)
+        if permanent or exc.status in PERMANENT_STATUSES:
             await _skip(ctx, item, source=source, reason=str(exc), tally=tally)
         else:
             tally.errors += 1
@@ -412,36 +460,63 @@ def error_kind(error: Exception) -> str:
 
 
 def _next_state(
-    state: SourceState, report: RunReport, page: Page | None, interval: timedelta
+    ctx: Context,
+    state: SourceState,
+    report: RunReport,
+    page: Page | None,
+    source: Source,
+    hints: ServerHints,
 ) -> SourceState:
-    """The source's state after a poll.
+    """The source's state after a poll: outcome, validators, schedule and moves.
 
     New validators are kept only when every new entry was dealt with: if some entry
     failed to fetch, the next poll must get the full feed again (not a 304) to retry it.
     """
-    if not report.ok:
-        return replace(
-            state,
-            last_polled_at=report.finished_at,
-            last_status=report.status,
-            last_error=report.error,
-            consecutive_failures=state.consecutive_failures + 1,
-            next_poll_at=report.finished_at + interval,
-        )
-    validators = state.validators
-    if page is not None and report.errors == 0:
-        validators = page.validators  # on a 304 the fetcher carries the old ones over
-    return replace(
+    bounds = Bounds(
+        source.min_interval or ctx.bounds.minimum, source.max_interval or ctx.bounds.maximum
+    )
+    failures = 0 if report.ok else state.consecutive_failures + 1
+    plan = schedule.plan(
+        interval=state.interval or source.interval,
+        fixed=source.interval if source.fixed_interval else None,
+        bounds=bounds,
+        status=report.status,
+        new_entries=report.new,
+        failures=failures,
+        hints=hints,
+        finished=report.finished_at,
+    )
+    state = replace(
         state,
-        validators=validators,
         last_polled_at=report.finished_at,
         last_status=report.status,
-        last_error=None,
-        consecutive_failures=0,
-        next_poll_at=report.finished_at + interval,
+        last_error=report.error,
+        consecutive_failures=failures,
+        interval=plan.interval,
+        next_poll_at=plan.next_poll_at,
         entries_seen=state.entries_seen + report.new,
         articles_stored=state.articles_stored + report.stored,
     )
+    if page is not None and report.errors == 0:
+        state = replace(state, validators=page.validators)  # a 304 carries the old ones
+    return _follow_move(state, page)
+
+
+def _follow_move(state: SourceState, page: Page | None) -> SourceState:
+    """Count a permanent redirect; once it has lasted MOVED_AFTER polls, poll its target."""
+    target = page.permanent_redirect if page is not None else None
+    if target is None:
+        return replace(state, redirect_target=None, redirect_count=0)
+    count = state.redirect_count + 1 if target == state.redirect_target else 1
+    if count < MOVED_AFTER:
+        return replace(state, redirect_target=target, redirect_count=count)
+    logger.warning(
+        "poll: source moved permanently: source=%s from=%s to=%s",
+        state.name,
+        state.poll_url,
+        target,
+    )
+    return replace(state, current_url=target, redirect_target=None, redirect_count=0)
 
 
 def _log_report(report: RunReport) -> None:

@@ -106,7 +106,9 @@ def parse_hints(headers: dict[str, str], *, ttl: timedelta | None, now: datetime
 
 
 def _retry_after(value: str | None, *, now: datetime) -> timedelta | None:
-    until = parse_retry_after(value, now=now)
+    # The fetcher stops asking the host for at most an hour; a poll schedule may wait
+    # as long as any server hint (SERVER_HINT_CEILING).
+    until = parse_retry_after(value, now=now, cap=SERVER_HINT_CEILING)
     return None if until is None else until - now
 
 

@@ -84,7 +84,7 @@ def test_poll_reports_each_source_and_fails_on_one(
     assert re.search(r"^bad: failed .* error: feeds: ", out, re.MULTILINE)
     assert main(["--config", str(config), "sources"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^good\s+ok\s+stored=2", out, re.MULTILINE)
+    assert re.search(r"^good\s+ok\s+every 15m\s+\(adaptive\) stored=2", out, re.MULTILINE)
     assert "error: feeds: " in out
 
 

@@ -275,6 +275,19 @@ def test_redirects_are_followed(server: LoopbackServer) -> None:
     assert server.hits("/c")[0].headers["user-agent"] == user_agent(LOOPBACK)
 
 
+def test_permanent_redirects_are_reported(server: LoopbackServer) -> None:
+    """A chain of only 301/308 names where the resource lives now; any 302/307 does not."""
+    server.add("/old", Response(status=301, headers={"Location": "/older"}))
+    server.add("/older", Response(status=308, headers={"Location": "/new"}))
+    new = server.add("/new", Response(b"here"))
+    server.add("/temp", Response(status=302, headers={"Location": "/new"}))
+    server.add("/mixed", Response(status=301, headers={"Location": "/temp"}))
+    assert fetch(server.url("/old")).permanent_redirect == new
+    assert fetch(server.url("/temp")).permanent_redirect is None
+    assert fetch(server.url("/mixed")).permanent_redirect is None
+    assert fetch(new).permanent_redirect is None
+
+
 def test_too_many_redirects(server: LoopbackServer) -> None:
     """A chain longer than max_redirects stops after max_redirects + 1 requests."""
     for i in range(10):

@@ -46,7 +46,7 @@ def with_ctx(
     tmp_path: Path, fn: Callable[[Context], Coroutine[Any, Any, T]], *, workers: int = 1
 ) -> T:
     """Run ``fn`` with a fresh fetcher and the store under ``tmp_path``."""
-    settings = Settings(storage_dir=tmp_path, allow_private_networks=True)
+    settings = Settings(storage_dir=tmp_path, allow_private_networks=True, per_host_delay=0)
 
     async def run() -> T:
         store = SQLiteStore.open(tmp_path)

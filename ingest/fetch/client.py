@@ -25,7 +25,7 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -92,6 +92,15 @@ class _Options:
     robots: bool = False
     max_bytes: int = 0
     truncate: bool = False  # robots.txt: keep the first max_bytes instead of failing
+
+
+PERMANENT_REDIRECTS = frozenset({301, 308})  # RFC 9110 §15.4: the others are temporary
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    url: httpx.URL
+    permanent: bool
 
 
 class Fetcher:
@@ -210,6 +219,7 @@ class Fetcher:
         """Every hop of one request, within one total deadline."""
         current = _parse_url(url, requested=url)
         seen = {str(current)}
+        permanent = True  # every redirect so far was permanent (301, 308)
         async with asyncio.timeout(None) as deadline:
             for _ in range(self._settings.max_redirects + 1):
                 key = _host_key(current)
@@ -225,8 +235,9 @@ class Fetcher:
                     self._hosts.refuse_if_waiting(key, url=url)  # it may have come meanwhile
                     outcome = await self._hop(current, url, options)
                 if isinstance(outcome, Page):
-                    return outcome
-                current = outcome
+                    moved = permanent and str(current) != str(_parse_url(url, requested=url))
+                    return replace(outcome, permanent_redirect=str(current) if moved else None)
+                current, permanent = outcome.url, permanent and outcome.permanent
                 if str(current) in seen:
                     raise FetchError(f"redirect loop at {current}", url=url)
                 seen.add(str(current))
@@ -242,8 +253,8 @@ class Fetcher:
         yield
         deadline.reschedule(loop.time() + remaining)
 
-    async def _hop(self, target: httpx.URL, requested: str, options: _Options) -> Page | httpx.URL:
-        """One request: a Page, or the URL a redirect points to."""
+    async def _hop(self, target: httpx.URL, requested: str, options: _Options) -> Page | _Redirect:
+        """One request: a Page, or where a redirect points."""
         if self._client is None:
             raise RuntimeError("Fetcher used outside `async with`")
         async with self._client.stream("GET", target, headers=options.headers) as response:
@@ -252,7 +263,10 @@ class Fetcher:
                 location = response.headers.get("location")
                 if not location:
                     raise FetchError(f"HTTP {status} without Location", url=requested)
-                return _parse_url(location, requested=requested, base=target)
+                return _Redirect(
+                    _parse_url(location, requested=requested, base=target),
+                    permanent=status in PERMANENT_REDIRECTS,
+                )
             if status == 304:
                 return self._page(response, requested, b"", options.validators)
             if 200 <= status < 300:

@@ -25,15 +25,17 @@ MAX_CRAWL_DELAY = 30.0  # seconds; a robots.txt asking for more gets this
 MAX_HOSTS = 1024
 
 
-def parse_retry_after(value: str | None, *, now: datetime) -> datetime | None:
+def parse_retry_after(
+    value: str | None, *, now: datetime, cap: timedelta = MAX_WAIT
+) -> datetime | None:
     """Until when a Retry-After header (RFC 9110 §10.2.3) asks us to wait.
 
-    Seconds or an HTTP-date, capped at `MAX_WAIT` from `now`; None when absent,
+    Seconds or an HTTP-date, capped at `cap` from `now`; None when absent,
     unparsable or already past.
     """
     value = (value or "").strip()
     if value.isascii() and value.isdigit():  # str.isdigit alone accepts "²"
-        seconds = min(int(value), int(MAX_WAIT.total_seconds()))
+        seconds = min(int(value), int(cap.total_seconds()))
         until = now + timedelta(seconds=seconds)
     else:
         try:
@@ -44,7 +46,7 @@ def parse_retry_after(value: str | None, *, now: datetime) -> datetime | None:
             until = until.replace(tzinfo=UTC)
     if until <= now:
         return None
-    return min(until, now + MAX_WAIT)
+    return min(until, now + cap)
 
 
 @dataclass(slots=True, eq=False)

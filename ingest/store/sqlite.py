@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -127,6 +127,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             num INTEGER NOT NULL,
             PRIMARY KEY (bucket, num)
         ) WITHOUT ROWID
+        """,
+    ),
+    (
+        "adaptive schedule and moved sources",
+        """
+        ALTER TABLE sources ADD COLUMN interval_seconds REAL;
+        ALTER TABLE sources ADD COLUMN current_url TEXT;
+        ALTER TABLE sources ADD COLUMN redirect_target TEXT;
+        ALTER TABLE sources ADD COLUMN redirect_count INTEGER NOT NULL DEFAULT 0
         """,
     ),
 )
@@ -720,20 +729,9 @@ class SQLiteStore:
         def save() -> None:
             with self._transaction() as conn:
                 conn.execute(
-                    "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        state.name,
-                        state.url,
-                        state.validators.etag,
-                        state.validators.last_modified,
-                        _iso(state.last_polled_at),
-                        state.last_status,
-                        state.last_error,
-                        state.consecutive_failures,
-                        _iso(state.next_poll_at),
-                        state.entries_seen,
-                        state.articles_stored,
-                    ),
+                    f"INSERT OR REPLACE INTO sources ({', '.join(_SOURCE_COLUMNS)})"
+                    f" VALUES ({', '.join('?' * len(_SOURCE_COLUMNS))})",
+                    _source_values(state),
                 )
 
         await self._run(save)
@@ -797,6 +795,45 @@ def _entry_record(row: sqlite3.Row) -> EntryRecord:
     )
 
 
+_SOURCE_COLUMNS = (
+    "name",
+    "url",
+    "etag",
+    "last_modified",
+    "last_polled_at",
+    "last_status",
+    "last_error",
+    "consecutive_failures",
+    "next_poll_at",
+    "entries_seen",
+    "articles_stored",
+    "interval_seconds",
+    "current_url",
+    "redirect_target",
+    "redirect_count",
+)
+
+
+def _source_values(state: SourceState) -> tuple[object, ...]:
+    return (
+        state.name,
+        state.url,
+        state.validators.etag,
+        state.validators.last_modified,
+        _iso(state.last_polled_at),
+        state.last_status,
+        state.last_error,
+        state.consecutive_failures,
+        _iso(state.next_poll_at),
+        state.entries_seen,
+        state.articles_stored,
+        state.interval.total_seconds() if state.interval else None,
+        state.current_url,
+        state.redirect_target,
+        state.redirect_count,
+    )
+
+
 def _source_state(row: sqlite3.Row) -> SourceState:
     return SourceState(
         name=row["name"],
@@ -809,4 +846,8 @@ def _source_state(row: sqlite3.Row) -> SourceState:
         next_poll_at=_dt(row["next_poll_at"]),
         entries_seen=row["entries_seen"],
         articles_stored=row["articles_stored"],
+        interval=timedelta(seconds=row["interval_seconds"]) if row["interval_seconds"] else None,
+        current_url=row["current_url"],
+        redirect_target=row["redirect_target"],
+        redirect_count=row["redirect_count"],
     )
