@@ -322,3 +322,15 @@ def test_entry_records_remember_the_entry(tmp_path: Path) -> None:
     assert records["url:https://news.example/canon"].title is None
     assert {r.article_id for r in records.values()} == {"id1"}
     run(store.close())
+
+
+def test_orphan_document_is_replaced_not_taken_for_a_duplicate(tmp_path: Path) -> None:
+    """A document on disk that the catalog never recorded does not block storing it."""
+    store = SQLiteStore.open(tmp_path)
+    article = make_article()
+    files.write_article(tmp_path, replace(article, text="stale half-remembered copy"))
+    outcome = run(store.add_article(article, keys=("url:https://news.example/1",)))
+    assert outcome.status == "stored"
+    doc = json.loads((tmp_path / str(outcome.path)).read_text(encoding="utf-8"))
+    assert doc["text"] == article.text
+    run(store.close())

@@ -60,13 +60,14 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_article(root: Path, article: Article) -> str:
+def write_article(root: Path, article: Article, *, replace: bool = False) -> str:
     """Write the article's new document under ``root``; return its relative path.
 
-    Never overwrites: a document already at that path raises FileExistsError.
+    Never overwrites (a document already at that path raises FileExistsError) unless
+    ``replace``: for a file the catalog does not know, left by a lost write.
     """
     rel = relative_path(article)
-    write_document(root, rel, article)
+    write_document(root, rel, article, replace=replace)
     return rel
 
 
@@ -77,10 +78,11 @@ def version_path(first: str, version: int) -> str:
     return f"{stem}.v{version}.json"
 
 
-def write_document(root: Path, rel: str, article: Article) -> None:
-    """Write ``article`` at ``rel`` under ``root``, never over an existing file."""
+def write_document(root: Path, rel: str, article: Article, *, replace: bool = False) -> None:
+    """Write ``article`` at ``rel`` under ``root``, never over an existing file unless
+    ``replace``."""
     data = (document.dumps(article, indent=2) + "\n").encode()
-    write_atomic(root / rel, data, replace=False)
+    write_atomic(root / rel, data, replace=replace)
 
 
 def remove_leftovers(root: Path, rel: str) -> None:

@@ -363,10 +363,15 @@ class SQLiteStore:
             rel = files.relative_path(article)
             self._begin_pending(rel)
             try:
-                files.write_article(self.root, article)
-            except FileExistsError:  # another process stored this id a moment ago
-                self._forget_pending(rel)
-                return self._duplicate(article.id, article, keys, entry)
+                try:
+                    files.write_article(self.root, article)
+                except FileExistsError:
+                    if self._known_path(rel):  # another process stored this id just now
+                        self._forget_pending(rel)
+                        return self._duplicate(article.id, article, keys, entry)
+                    # A file the catalog never recorded: a write whose catalog commit was
+                    # lost (power cut under synchronous=NORMAL). Ours to replace.
+                    files.write_article(self.root, article, replace=True)
             except OSError as exc:
                 self._abandon(rel)
                 raise StoreError(f"store: cannot write {rel}: {exc}") from exc
@@ -486,6 +491,9 @@ class SQLiteStore:
     def _abandon(self, rel: str) -> None:
         files.remove_leftovers(self.root, rel)
         self._forget_pending(rel)
+
+    def _known_path(self, rel: str) -> bool:
+        return bool(self._read("SELECT 1 FROM articles WHERE path = ?", (rel,)))
 
     def _forget_pending(self, rel: str) -> None:
         with self._transaction() as conn:
