@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/ingest/bin:$PATH \
     INGEST_CONFIG=/app/config/ingest.toml \
     INGEST_STORAGE_DIR=/data \
-    INGEST_LOG_FORMAT=json
+    INGEST_LOG_FORMAT=json \
+    INGEST_STATUS_HOST=0.0.0.0
 
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
@@ -23,6 +24,7 @@ COPY --chown=ingest:ingest config/ingest.toml /app/config/ingest.toml
 USER ingest
 WORKDIR /app
 VOLUME ["/data"]
+EXPOSE 9108
 
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["ingest", "health"]
