@@ -156,3 +156,38 @@ def test_poll_without_sources_and_health_without_daemon(
     assert "no enabled sources" in capsys.readouterr().err
     assert main(["health"]) == 1
     assert "not running" in capsys.readouterr().out
+
+
+def test_articles_show_versions_and_copies(
+    env: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """articles ID lists versions, shows any version, and names the cluster's copies."""
+    from tests.test_pipeline import MARCH_4, MARCH_5, STORY, feed_of, poll, source, story_page
+
+    storage = env / "storage"
+    server.add("/story", story_page(STORY, site="Courier"))
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_4)]))
+    poll(storage, source(server))
+    server.add("/story", story_page([*STORY, "Correction: the cost was higher."], site="C"))
+    server.add("/feed.xml", feed_of(server, [("1", "/story", MARCH_5)]))
+    poll(storage, source(server))
+    server.add("/copy", story_page(STORY[:-1], site="Wire"))
+    server.add("/two.xml", feed_of(server, [("c", "/copy", MARCH_4)]))
+    poll(storage, source(server, "/two.xml", "two"))
+
+    assert main(["articles", "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    first = next(r for r in rows if r["source"] == "test")
+    assert main(["articles", first["id"], "--versions", "--json"]) == 0
+    versions = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert main(["articles", first["id"], "--version", "1"]) == 0
+    old = json.loads(capsys.readouterr().out)
+    assert "Correction" not in old["text"]
+    assert main(["articles", first["id"]]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "Correction" in doc["text"]
+    assert [v["version"] for v in doc["versions"]] == [1, 2]
+    copy = next(r for r in rows if r["source"] == "two")
+    assert doc["copies"] == [copy["id"]]
+    assert main(["articles", first["id"], "--version", "9"]) == 1
