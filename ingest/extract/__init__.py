@@ -1,0 +1,76 @@
+"""The extract stage: one HTML page in, its article (text, HTML, Markdown, metadata) out.
+
+    decode   bytes -> UTF-8 (BOM, HTTP charset, <meta charset>, never-failing fallback)
+    limits   caps on pathological nesting, applied before parsing
+    metadata title, authors, dates (via dates), language, site, image, tags, canonical
+    clean    removal of never-content tags, hidden blocks and class/id-named boilerplate
+    body     choice of the main-content container and pruning inside it
+    text     block-aware plain text and Markdown of that container
+    sanitize allowlisted HTML of that container
+
+selectolax (Lexbor) is imported only in this package; its types stop here.
+"""
+
+from __future__ import annotations
+
+from selectolax.lexbor import LexborHTMLParser
+
+from ingest.errors import ExtractError
+from ingest.extract.body import find_content
+from ingest.extract.decode import utf8_bytes
+from ingest.extract.limits import flatten_deep_nesting
+from ingest.extract.metadata import Metadata, read_metadata
+from ingest.extract.sanitize import sanitize
+from ingest.extract.text import render
+from ingest.models import Extraction, ExtractRules
+
+__all__ = ["extract"]
+
+# Fewer words than this is a teaser, an error page or a paywall stub, not an article.
+_MIN_WORDS = 10
+
+
+def extract(
+    body: bytes | str,
+    *,
+    url: str | None = None,
+    charset: str | None = None,
+    rules: ExtractRules | None = None,
+) -> Extraction:
+    """Extract the article of an HTML page; raise ExtractError if there is none."""
+    # Lexbor reads bytes as UTF-8; encoding a str ourselves also turns lone surrogates
+    # (which a str may carry) into "?" instead of an exception.
+    if isinstance(body, bytes):
+        html = utf8_bytes(body, charset=charset)
+    else:
+        html = body.encode("utf-8", errors="replace")
+    where = url or "<no url>"
+    if not html.strip():
+        raise ExtractError(f"extract: empty page: {where}")
+    tree = LexborHTMLParser(flatten_deep_nesting(html))
+    meta = read_metadata(tree, url=url)
+    base = meta.canonical_url or url
+    root = find_content(tree, rules=rules, title=meta.title, url=url)
+    rendered = render(root, base=base)
+    text = rendered.text
+    if len(text.split()) < _MIN_WORDS:
+        raise ExtractError(f"extract: no article body found: {where}")
+    return _extraction(meta, text=text, html=sanitize(root, base=base), markdown=rendered.markdown)
+
+
+def _extraction(meta: Metadata, *, text: str, html: str, markdown: str) -> Extraction:
+    return Extraction(
+        canonical_url=meta.canonical_url,
+        title=meta.title,
+        authors=meta.authors,
+        published=meta.published,
+        modified=meta.modified,
+        language=meta.language,
+        site_name=meta.site_name,
+        description=meta.description,
+        image=meta.image,
+        tags=meta.tags,
+        text=text,
+        html=html,
+        markdown=markdown,
+    )

@@ -1,0 +1,94 @@
+"""Bytes to text: the page's charset as a browser would pick it, never failing.
+
+The order follows the WHATWG encoding sniffing algorithm, simplified: a byte-order mark
+wins, then the HTTP ``charset`` parameter, then a ``<meta charset>`` or
+``<meta http-equiv="Content-Type">`` in the first few kilobytes, then UTF-8 if the bytes
+are valid UTF-8, and windows-1252 (what browsers use for undeclared Western pages)
+otherwise. Decoding always uses ``errors="replace"`` so that a wrong declaration costs a
+few replacement characters, not the page.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+# The spec looks at the first 1024 bytes; real pages put long <script> blocks before the
+# meta, so we look a little further (cheap: one regex over a bounded prefix).
+_SNIFF_BYTES = 8192
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]{0,500}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]{1,40})""", re.IGNORECASE
+)
+
+# WHATWG maps these labels to windows-1252, a superset that decodes what the page meant.
+_LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "ascii", "us-ascii"})
+
+
+def decode_html(body: bytes, *, charset: str | None = None) -> str:
+    """Decode a page body to text; never raises."""
+    for bom, bom_encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(bom_encoding, errors="replace")
+    for label in (charset, _sniff_meta(body)):
+        encoding = _known_encoding(label)
+        if encoding is not None:
+            return body.decode(encoding, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body.decode("cp1252", errors="replace")
+
+
+def _sniff_meta(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body, 0, _SNIFF_BYTES)
+    return match.group(1).decode("ascii", errors="replace") if match else None
+
+
+def _known_encoding(label: str | None) -> str | None:
+    """The Python codec for a charset label, or None if unknown or unusable."""
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    if label in _LATIN1_LABELS:
+        return "cp1252"
+    try:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):
+        return None
+    # codecs also knows bytes-to-bytes codecs (base64, zlib, rot13): not text encodings.
+    if not getattr(info, "_is_text_encoding", True):
+        return None
+    name = info.name
+    # A page that declares UTF-16 in a meta tag was necessarily read as ASCII-compatible
+    # bytes to find that tag, so the declaration is wrong (the spec says use UTF-8).
+    if name.startswith("utf-16") or name.startswith("utf-32"):
+        return "utf-8"
+    return name
+
+
+def utf8_bytes(body: bytes, *, charset: str | None = None) -> bytes:
+    """The page as valid UTF-8 bytes (what the parser reads), re-encoding only if needed.
+
+    Most pages are UTF-8 already; handing their bytes through untouched saves decoding
+    and re-encoding a few hundred kilobytes per page.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        body = body[len(codecs.BOM_UTF8) :]
+    elif not body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        declared = _known_encoding(charset) or _known_encoding(_sniff_meta(body))
+        if declared in (None, "utf-8") and body.isascii():
+            return body
+        if declared in (None, "utf-8"):
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                return body
+    return decode_html(body, charset=charset).encode("utf-8", errors="replace")

@@ -1,0 +1,109 @@
+"""Bounds that keep pathological pages from costing quadratic time.
+
+At every start tag of a block element (div, section, p, ul, ...) the HTML tree builder
+asks "is there a <p> in button scope?", walking the stack of open elements, so n nested
+block elements cost O(n²): 20,000 nested <div>s take Lexbor seconds, 50,000 most of a
+minute. Browsers bound this the same way we do: Blink stops nesting at 512 levels.
+Before parsing, tags nested deeper than ``MAX_DEPTH`` are dropped (their text stays).
+
+Measuring depth exactly costs a regex pass, so pages are first screened with C-level
+substring counts: a page with fewer ``<div`` tags than ``_SCREEN_BLOCKS`` (div is what
+nests deep in practice) and fewer tags of any kind than ``_SCREEN_TAGS`` (which bounds
+the worst case at a fraction of a second) is not scanned.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import accumulate
+from operator import sub
+
+MAX_DEPTH = 512
+_SCREEN_BLOCKS = 1200
+_SCREEN_TAGS = 6000
+_BLOCK_PREFIXES = (b"<div", b"<DIV")
+_BLOCK_TAG = re.compile(
+    rb"<(/?)(?:div|section|article|aside|header|footer|nav|ul|ol|dl|blockquote|figure|main|"
+    rb"table|form|fieldset|center|details|menu|pre|address|hgroup|dialog|listing|dir)\b",
+    re.IGNORECASE,
+)
+_TAG = re.compile(rb"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*?(/?)>")
+# Elements that never nest: void elements, and elements the parser closes implicitly
+# when a sibling starts (so "<p><p><p>" is three siblings, not depth three).
+_FLAT = frozenset(
+    {
+        b"area",
+        b"base",
+        b"br",
+        b"col",
+        b"embed",
+        b"hr",
+        b"img",
+        b"input",
+        b"link",
+        b"meta",
+        b"param",
+        b"source",
+        b"track",
+        b"wbr",
+        b"keygen",
+        b"p",
+        b"li",
+        b"dt",
+        b"dd",
+        b"tr",
+        b"td",
+        b"th",
+        b"option",
+        b"optgroup",
+        b"rb",
+        b"rt",
+        b"rp",
+        b"tbody",
+        b"thead",
+        b"tfoot",
+        b"colgroup",
+        b"caption",
+        b"html",
+        b"head",
+        b"body",
+    }
+)
+
+
+def flatten_deep_nesting(html: bytes) -> bytes:
+    """``html`` with start and end tags nested deeper than MAX_DEPTH removed."""
+    if not _may_be_deep(html) or _max_block_depth(html) <= MAX_DEPTH:
+        return html
+    depth = 0
+    pieces: list[bytes] = []
+    position = 0
+    for match in _TAG.finditer(html):
+        closing, name, self_closing = match.groups()
+        if self_closing or name.lower() in _FLAT:
+            continue
+        deep = depth >= MAX_DEPTH if closing else depth + 1 > MAX_DEPTH
+        depth = max(0, depth - 1) if closing else depth + 1
+        if deep:
+            pieces.append(html[position : match.start()])
+            position = match.end()
+    pieces.append(html[position:])
+    return b"".join(pieces)
+
+
+def _may_be_deep(html: bytes) -> bool:
+    if html.count(b"<") >= _SCREEN_TAGS:
+        return True
+    return sum(html.count(prefix) for prefix in _BLOCK_PREFIXES) >= _SCREEN_BLOCKS
+
+
+def _max_block_depth(html: bytes) -> int:
+    """Maximum nesting of block elements, with C-level loops only.
+
+    Depth is the running sum of +1/-1 per block tag; stray end tags make the sum dip, so
+    the depth at a point is the running sum minus the lowest sum seen before it.
+    """
+    deltas: list[int] = [-1 if closing else 1 for closing in _BLOCK_TAG.findall(html)]
+    sums = list(accumulate(deltas, initial=0))
+    depths: list[int] = list(map(sub, sums, accumulate(sums, min)))
+    return max(depths)

@@ -1,0 +1,475 @@
+"""Page metadata: title, authors, dates, language, site, description, image, tags, URL.
+
+Sources are tried from most to least deliberate: JSON-LD (schema.org, written for search
+engines and usually right), then OpenGraph / ``article:*`` / Dublin Core meta tags, then
+visible markup (``<time>``, bylines, ``<h1>``, ``<title>``), then the URL. The tree is
+read, never modified, so this runs before boilerplate removal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin
+
+from selectolax.lexbor import LexborHTMLParser
+
+from ingest.extract.dates import date_from_url, parse_date, parse_text_date
+
+_ARTICLE_TYPES = frozenset(
+    {
+        "article",
+        "newsarticle",
+        "blogposting",
+        "reportagenewsarticle",
+        "analysisnewsarticle",
+        "opinionnewsarticle",
+        "reviewnewsarticle",
+        "backgroundnewsarticle",
+        "report",
+        "scholarlyarticle",
+        "techarticle",
+        "socialmediaposting",
+        "liveblogposting",
+        "posting",
+        "review",
+        "medicalwebpage",
+        "howto",
+        "recipe",
+    }
+)
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "article.published",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date.issued",
+    "dcterms.created",
+    "dc.date",
+    "dcterms.date",
+    "date",
+    "og:published_time",
+    "article:published",
+    "cxenseparse:recs:publishtime",
+)
+_MODIFIED_META = (
+    "article:modified_time",
+    "og:updated_time",
+    "datemodified",
+    "dcterms.modified",
+    "last-modified",
+)
+_AUTHOR_META = (
+    "author",
+    "article:author",
+    "parsely-author",
+    "sailthru.author",
+    "dc.creator",
+    "byl",
+)
+# Byline elements, most specific first; [class*=author] catches the many CMS variants
+# ("authorDateBlock_authorName__N6j3Y", "post-author-name").
+_BYLINE_SELECTOR = (
+    '[rel="author"], [itemprop="author"], .author-name, .byline__name, .byline-name, '
+    ".author, .byline, .article-author, .post-author, .entry-author, .c-byline__author, "
+    "a[href*='/author/'], [class*='authorname' i], [class*='author-name' i], "
+    "[class*='author_name' i], [class*='byline' i], [class*='author' i]"
+)
+_ROLE_SUFFIX = re.compile(r"\s+[-|•·–—]\s+")
+# Labels that byline markup holds when the name itself is elsewhere.
+_NOT_NAMES = frozenset(
+    {"by", "author", "authors", "the author", "admin", "written by", "posted by"}
+)
+# A byline candidate holding a number is a date line or a "3 min read", not a name.
+_DIGITS = re.compile(r"\d")
+# Separators sites put between the headline and their name in <title>.
+_TITLE_SPLIT = re.compile(r"\s+(?:[|\-–—:·•»«]|::)\s+")
+_BY_PREFIX = re.compile(
+    r"^\s*(?:(?:written|posted|reviewed|published)\s+by|author|by|von|par|por|di|door|av|af)"
+    r"\s*[:\-]?\s+",
+    re.IGNORECASE,
+)
+_MAX_AUTHOR_LEN = 80
+# How far above the headline to look for a printed date, and how much text to read:
+# beyond a few levels or a few thousand characters we are reading the article itself.
+_DATE_LEVELS = 4
+_DATE_TEXT_LIMIT = 3000
+_DATE_SELECTOR = (
+    "time, .date, .published, .post-date, .entry-date, .byline, .dateline, .meta, "
+    "[class*='date' i], [class*='time' i]"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Everything about the page except its body."""
+
+    canonical_url: str | None
+    title: str | None
+    authors: tuple[str, ...]
+    published: datetime | None
+    modified: datetime | None
+    language: str | None
+    site_name: str | None
+    description: str | None
+    image: str | None
+    tags: tuple[str, ...]
+
+
+def read_metadata(tree: LexborHTMLParser, *, url: str | None) -> Metadata:
+    """Collect the page's metadata from JSON-LD, meta tags, visible markup and the URL."""
+    meta = _meta_tags(tree)
+    ld = _json_ld_article(tree)
+    site_name = _first(
+        meta.get("og:site_name"), _ld_name(ld.get("publisher")), meta.get("application-name")
+    )
+    base = url or ""
+    return Metadata(
+        canonical_url=_canonical(tree, meta, base) or url,
+        title=_title(tree, meta, ld, site_name),
+        authors=_authors(tree, meta, ld),
+        published=_published(tree, meta, ld, url),
+        modified=_first_date(
+            _ld_str(ld.get("dateModified")), *(meta.get(k) for k in _MODIFIED_META)
+        ),
+        language=_language(tree, meta, ld),
+        site_name=_clean(site_name),
+        description=_clean(
+            _first(
+                meta.get("og:description"),
+                meta.get("description"),
+                meta.get("twitter:description"),
+                _ld_str(ld.get("description")),
+            )
+        ),
+        image=_absolute(
+            _first(
+                meta.get("og:image"),
+                meta.get("og:image:url"),
+                meta.get("og:image:secure_url"),
+                meta.get("twitter:image"),
+                meta.get("twitter:image:src"),
+                _ld_image(ld.get("image")),
+            ),
+            base,
+        ),
+        tags=_tags(meta, ld),
+    )
+
+
+class _Meta(dict[str, str]):
+    """Meta tag values by lower-cased name/property; ``article:tag`` keeps all values."""
+
+    tags: list[str]
+
+
+def _meta_tags(tree: LexborHTMLParser) -> _Meta:
+    found = _Meta()
+    found.tags = []
+    for node in tree.css("meta"):
+        attrs = node.attributes
+        key = (
+            attrs.get("property")
+            or attrs.get("name")
+            or attrs.get("itemprop")
+            or attrs.get("http-equiv")
+        )
+        content = attrs.get("content")
+        if not key or content is None or not content.strip():
+            continue
+        key = key.strip().lower()
+        if key in ("article:tag", "og:article:tag"):
+            found.tags.append(content.strip())
+        # The first occurrence wins: later duplicates are usually from embedded widgets.
+        found.setdefault(key, content.strip())
+    return found
+
+
+def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
+    """The first schema.org article-like object of the page's JSON-LD, or {}."""
+    fallback: dict[str, Any] = {}
+    for script in tree.css('script[type="application/ld+json"]'):
+        for item in _ld_items(_load_json(script.text())):
+            types = item.get("@type")
+            names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
+            if names & _ARTICLE_TYPES:
+                return item
+            if not fallback and names & {"webpage", "itempage"}:
+                fallback = item
+    return fallback
+
+
+def _load_json(text: str) -> Any:
+    text = text.strip()
+    # CMSes wrap JSON-LD in CDATA or HTML comments, or leave trailing semicolons.
+    text = (
+        re.sub(r"^(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)$", "", text)
+        .strip()
+        .rstrip(";")
+    )
+    try:
+        return json.loads(text, strict=False)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _ld_items(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON-LD document: top level, lists and @graph, breadth first."""
+    if depth > 4:
+        return
+    if isinstance(data, list):
+        for item in data:
+            yield from _ld_items(item, depth + 1)
+    elif isinstance(data, dict):
+        yield data
+        graph = data.get("@graph")
+        if graph is not None:
+            yield from _ld_items(graph, depth + 1)
+        main = data.get("mainEntity")
+        if isinstance(main, dict):
+            yield from _ld_items(main, depth + 1)
+
+
+def _ld_str(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("@value") or value.get("name")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _ld_name(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return _ld_str(value.get("name"))
+    return _ld_str(value)
+
+
+def _ld_image(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("url") or value.get("contentUrl") or value.get("@id")
+    return value if isinstance(value, str) else None
+
+
+def _first(*values: str | None) -> str | None:
+    return next((v for v in values if v and v.strip()), None)
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    return value or None
+
+
+def _absolute(value: str | None, base: str) -> str | None:
+    if not value:
+        return None
+    try:
+        absolute = urljoin(base, value.strip())
+    except ValueError:
+        return None
+    return absolute if absolute.startswith(("http://", "https://")) else None
+
+
+def _canonical(tree: LexborHTMLParser, meta: _Meta, base: str) -> str | None:
+    link = tree.css_first('link[rel="canonical"]')
+    href = link.attributes.get("href") if link is not None else None
+    return _absolute(href, base) or _absolute(meta.get("og:url"), base)
+
+
+def _title(tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any], site: str | None) -> str | None:
+    for candidate in (meta.get("og:title"), _ld_str(ld.get("headline")), meta.get("twitter:title")):
+        cleaned = _clean(candidate)
+        if cleaned:
+            return _strip_site(cleaned, site)
+    h1 = tree.css("h1")
+    if len(h1) == 1:
+        text = _clean(h1[0].text())
+        if text:
+            return text
+    title = tree.css_first("title")
+    text = _clean(title.text()) if title is not None else None
+    return _strip_site(text, site) if text else None
+
+
+def _strip_site(title: str, site: str | None) -> str:
+    """Drop a "Headline - Site" suffix (or "Site | Headline" prefix) from a title."""
+    parts = _TITLE_SPLIT.split(title)
+    if len(parts) < 2:
+        return title
+    site_key = _key(site) if site else ""
+    if site_key:
+        kept = [p for p in parts if _key(p) != site_key and site_key not in _key(p)]
+        if kept and len(kept) < len(parts):
+            return " - ".join(kept) if len(kept) > 1 else kept[0]
+    # No known site name: the last part is the site if it is short and the rest is long.
+    if len(parts[-1]) <= 30 and len(" ".join(parts[:-1])) >= 2 * len(parts[-1]):
+        return title[: title.rfind(parts[-1])].rstrip(" |-–—:·•»«")
+    return title
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def _authors(tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any]) -> tuple[str, ...]:
+    """Authors in order of trust: JSON-LD people, the visible byline, meta tags, then
+    JSON-LD organisations (a publisher named as author is a fallback, not a byline)."""
+    people, organisations = _ld_authors(ld.get("author"))
+    if people:
+        return _dedupe(n for name in people if (n := _clean_author(name)))
+    meta_names = [v for k in _AUTHOR_META if (v := meta.get(k)) and not _is_url(v)][:1]
+    # A meta author without a space is usually a CMS user name ("jsmith", "andrew.k").
+    named = [n for n in meta_names if " " in n.strip()]
+    for names in (named, list(_byline_authors(tree)), organisations, meta_names):
+        cleaned = _dedupe(n for name in names if (n := _clean_author(name)))
+        if cleaned:
+            return cleaned
+    return ()
+
+
+def _ld_authors(value: Any) -> tuple[list[str], list[str]]:
+    """Names of JSON-LD authors, split into (people, organisations)."""
+    people: list[str] = []
+    organisations: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        name = _ld_name(item)
+        if not name or _is_url(name):
+            continue
+        kind = item.get("@type") if isinstance(item, dict) else None
+        is_org = isinstance(kind, str) and kind.lower() in ("organization", "newsmediaorganization")
+        (organisations if is_org else people).append(name)
+    return people, organisations
+
+
+def _byline_authors(tree: LexborHTMLParser) -> Iterator[str]:
+    body = tree.body
+    if body is None:
+        return
+    for node in body.css(_BYLINE_SELECTOR)[:12]:
+        inner = node.css_first('[itemprop="name"]')
+        text = _clean((inner or node).text(separator=" "))
+        if text and len(text) <= _MAX_AUTHOR_LEN and not _DIGITS.search(text):
+            yield text
+            return
+
+
+def _clean_author(name: str) -> str | None:
+    name = _BY_PREFIX.sub("", " ".join(name.split())).strip(" ,|")
+    # "Jane Roe - Staff Writer", "Jane Roe | Editor": the name comes first.
+    name = _ROLE_SUFFIX.split(name, maxsplit=1)[0]
+    if not name or len(name) > _MAX_AUTHOR_LEN or not re.search(r"[^\W\d_]", name):
+        return None
+    return None if name.casefold() in _NOT_NAMES else name
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://", "/"))
+
+
+def _published(
+    tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any], url: str | None
+) -> datetime | None:
+    found = _first_date(
+        _ld_str(ld.get("datePublished")),
+        _ld_str(ld.get("dateCreated")),
+        *(meta.get(k) for k in _PUBLISHED_META),
+    )
+    if found is not None:
+        return found
+    for node in tree.css("time[datetime], [itemprop='datePublished']")[:5]:
+        found = parse_date(
+            node.attributes.get("datetime") or node.attributes.get("content") or node.text()
+        )
+        if found is not None:
+            return found
+    return _visible_date(tree) or date_from_url(url)
+
+
+def _visible_date(tree: LexborHTMLParser) -> datetime | None:
+    """A date written near the headline, or in a byline/date element.
+
+    Pages without machine-readable dates nearly always print one in the header block
+    around the <h1> ("Published on July 18, 2025", "Dec 12, 2025"), so the text of the
+    h1's ancestors is searched first, nearest level first, then date-ish classes.
+    """
+    body = tree.body
+    if body is None:
+        return None
+    h1 = body.css_first("h1")
+    node = h1.parent if h1 is not None else None
+    for _ in range(_DATE_LEVELS):
+        if node is None or node.tag == "body":
+            break
+        text = node.text(separator=" ")
+        if len(text) > _DATE_TEXT_LIMIT:
+            break
+        found = parse_text_date(text)
+        if found is not None:
+            return found
+        node = node.parent
+    for node in body.css(_DATE_SELECTOR)[:8]:
+        text = node.text(separator=" ")
+        if len(text) < 200:
+            found = parse_text_date(text)
+            if found is not None:
+                return found
+    return None
+
+
+def _first_date(*values: str | None) -> datetime | None:
+    for value in values:
+        found = parse_date(value)
+        if found is not None:
+            return found
+    return None
+
+
+def _language(tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any]) -> str | None:
+    root = tree.root
+    lang = root.attributes.get("lang") if root is not None else None
+    for value in (
+        lang,
+        meta.get("content-language"),
+        meta.get("og:locale"),
+        _ld_str(ld.get("inLanguage")),
+    ):
+        if value:
+            # Keep the primary subtag ("en-GB", "en_US" -> "en"): what filtering needs.
+            primary = re.split(r"[-_]", value.strip())[0].lower()
+            if re.fullmatch(r"[a-z]{2,3}", primary):
+                return primary
+    return None
+
+
+def _tags(meta: _Meta, ld: dict[str, Any]) -> tuple[str, ...]:
+    if meta.tags:
+        return _dedupe(meta.tags)
+    keywords = ld.get("keywords")
+    if isinstance(keywords, str):
+        return _dedupe(keywords.split(","))
+    if isinstance(keywords, list):
+        return _dedupe(k for k in keywords if isinstance(k, str))
+    return _dedupe((meta.get("keywords") or meta.get("news_keywords") or "").split(","))
+
+
+def _dedupe(values: Iterable[str]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    kept: list[str] = []
+    for value in values:
+        cleaned = " ".join(value.split())
+        if cleaned and cleaned.casefold() not in seen:
+            seen.add(cleaned.casefold())
+            kept.append(cleaned)
+    return tuple(kept)

@@ -1,0 +1,216 @@
+"""Allowlist HTML of the main content: safe to show, links absolute.
+
+The output is rebuilt from the tree rather than filtered in place: only allowlisted tags
+and attributes are written, every text and attribute is escaped, URLs are made absolute
+and kept only for http(s) (and mailto for links). Disallowed wrapper tags (``span``,
+``font``, custom elements) are unwrapped; dangerous or useless ones (scripts, frames,
+forms, styles, media players) are dropped with their content. Event handlers and
+``style`` attributes never survive because no attribute outside the allowlist does.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from html import escape
+from urllib.parse import urljoin, urlsplit
+
+from selectolax.lexbor import LexborNode
+
+_ALLOWED = frozenset(
+    {
+        "a",
+        "abbr",
+        "article",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "dd",
+        "del",
+        "details",
+        "dfn",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "section",
+        "small",
+        "strong",
+        "sub",
+        "summary",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "time",
+        "tr",
+        "u",
+        "ul",
+        "var",
+    }
+)
+_DROPPED = frozenset(
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "svg",
+        "math",
+        "canvas",
+        "form",
+        "input",
+        "button",
+        "select",
+        "textarea",
+        "option",
+        "label",
+        "link",
+        "meta",
+        "base",
+        "head",
+        "title",
+        "audio",
+        "video",
+        "source",
+        "track",
+        "map",
+        "area",
+        "dialog",
+        "portal",
+    }
+)
+_VOID = frozenset({"br", "hr", "img"})
+_ATTRIBUTES = {
+    "a": ("href", "title"),
+    "img": ("src", "alt", "title", "width", "height"),
+    "td": ("colspan", "rowspan"),
+    "th": ("colspan", "rowspan", "scope"),
+    "ol": ("start",),
+    "time": ("datetime",),
+    "abbr": ("title",),
+    "blockquote": ("cite",),
+    "q": ("cite",),
+}
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
+# Lazy-loading scripts keep the real image URL here and a placeholder in src.
+_LAZY_SRC = ("data-src", "data-lazy-src", "data-original", "data-url", "data-hi-res-src")
+# Browsers ignore ASCII whitespace and control characters inside a URL scheme, so
+# "java\tscript:" is javascript: to them; strip them before looking at the scheme.
+_URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")
+_SAFE_SCHEMES = frozenset({"http", "https"})
+
+
+def safe_url(value: str | None, *, base: str | None, allow_mailto: bool = False) -> str | None:
+    """``value`` made absolute against ``base``, or None unless it is http(s)."""
+    if not value:
+        return None
+    return _safe_url(value, base, allow_mailto)
+
+
+@lru_cache(maxsize=4096)
+def _safe_url(value: str, base: str | None, allow_mailto: bool) -> str | None:
+    # Cached: a page repeats the same few URLs, and urljoin is the costly part.
+    cleaned = _URL_JUNK.sub("", value) if value.isascii() else value.strip()
+    if not cleaned or cleaned.startswith("#"):
+        return None
+    try:
+        absolute = urljoin(base, cleaned) if base else cleaned
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None
+    if scheme in _SAFE_SCHEMES or (allow_mailto and scheme == "mailto"):
+        return absolute
+    # Without a base a relative URL stays relative: harmless, and better than nothing.
+    return absolute if not scheme and not base and not absolute.startswith("//") else None
+
+
+def sanitize(root: LexborNode, *, base: str | None) -> str:
+    """The allowlisted HTML of ``root`` and its descendants."""
+    out: list[str] = []
+    stack: list[LexborNode | str] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        if item.is_text_node:
+            out.append(escape(item.text_content or "", quote=False))
+            continue
+        tag = item.tag or ""
+        if not item.is_element_node or tag in _DROPPED:
+            continue
+        children = list(item.iter(include_text=True))
+        if tag in _ALLOWED and item is not root:
+            start = _start_tag(item, tag, base)
+            if start is None:
+                continue
+            out.append(start)
+            if tag in _VOID:
+                continue
+            stack.append(f"</{tag}>")
+        stack.extend(reversed(children))
+    return "".join(out).strip()
+
+
+def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
+    """``<tag attr="...">`` with safe attributes only; None drops the element (an image
+    without a usable source)."""
+    names = _ATTRIBUTES.get(tag, ())
+    attrs = node.attrs if names else None
+    parts = [tag]
+    for name in names:
+        assert attrs is not None
+        value = attrs.get(name)
+        if tag == "img" and name == "src":
+            value = _image_source(node, value)
+        if value is None:
+            continue
+        if name in _URL_ATTRIBUTES:
+            value = safe_url(value, base=base, allow_mailto=tag == "a")
+            if value is None:
+                continue
+        parts.append(f'{name}="{escape(value)}"')
+    if tag == "img" and not any(p.startswith("src=") for p in parts):
+        return None
+    return "<" + " ".join(parts) + ">"
+
+
+def _image_source(node: LexborNode, src: str | None) -> str | None:
+    if src and not src.startswith("data:"):
+        return src
+    attrs = node.attrs
+    return next((v for name in _LAZY_SRC if (v := attrs.get(name))), None)

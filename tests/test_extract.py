@@ -1,0 +1,332 @@
+"""Tests of the article extractor (ingest.extract)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.errors import ExtractError
+from ingest.extract import extract
+from ingest.extract.decode import decode_html
+from ingest.models import Extraction, ExtractRules
+from tests.conftest import SEED
+
+SEED_NAME = "moscowtimes-migration-service"
+PARAGRAPH = (
+    "The council met on Tuesday evening to discuss the new budget, which sets aside money "
+    "for the repair of three bridges, a library extension and more frequent bus services."
+)
+
+
+def page(body: str, head: str = "", lang: str = "en") -> bytes:
+    """A minimal HTML document around ``body``."""
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">{head}</head>'
+        f"<body>{body}</body></html>"
+    ).encode()
+
+
+def article(*paragraphs: str) -> str:
+    """An <article> of the given paragraphs (PARAGRAPH thrice if none)."""
+    items = paragraphs or (PARAGRAPH, PARAGRAPH, PARAGRAPH)
+    return "<article>" + "".join(f"<p>{p}</p>" for p in items) + "</article>"
+
+
+@pytest.fixture(scope="module")
+def seed() -> tuple[Extraction, dict[str, object]]:
+    """The seed page extracted, with what it must give."""
+    expected = json.loads((SEED / f"{SEED_NAME}.expected.json").read_text())
+    html = (SEED / f"{SEED_NAME}.html").read_bytes()
+    return extract(html, url=str(expected["url"])), expected
+
+
+def test_seed_text_holds_the_article(seed: tuple[Extraction, dict[str, object]]) -> None:
+    """Every must-contain snippet of the seed page is in the extracted text."""
+    got, expected = seed
+    for snippet in expected["text_must_contain"]:  # type: ignore[attr-defined]
+        assert snippet in got.text
+
+
+def test_seed_text_drops_boilerplate(seed: tuple[Extraction, dict[str, object]]) -> None:
+    """No must-not-contain snippet (banners, newsletter, appeal, lists, footer) survives."""
+    got, expected = seed
+    for snippet in expected["text_must_not_contain"]:  # type: ignore[attr-defined]
+        assert snippet not in got.text
+
+
+def test_seed_metadata(seed: tuple[Extraction, dict[str, object]]) -> None:
+    """Title, site, language, image, tags and canonical URL match exactly."""
+    got, expected = seed
+    assert got.title == expected["title"]
+    assert got.site_name == expected["site_name"]
+    assert got.language == expected["language"]
+    assert got.image == expected["image"]
+    assert list(got.tags) == expected["tags"]
+    assert got.canonical_url == expected["url"]
+
+
+def test_seed_published_is_the_same_instant(seed: tuple[Extraction, dict[str, object]]) -> None:
+    """The publication time is the expected instant, timezone-aware."""
+    got, expected = seed
+    assert got.published is not None
+    assert got.published.tzinfo is not None
+    assert got.published == datetime.fromisoformat(str(expected["published"]))
+
+
+def test_inline_tags_add_no_spaces() -> None:
+    """Inline markup inside a word does not split it: wor<b>ld</b> reads world."""
+    body = article(f"Hello wor<b>ld</b>, it is a <i>fine</i>day. {PARAGRAPH}", PARAGRAPH)
+    got = extract(page(body))
+    assert "Hello world, it is a fineday." in got.text
+
+
+def test_blocks_are_separated_by_blank_lines() -> None:
+    """Paragraphs and headings are blocks of their own with a blank line between them."""
+    body = article(PARAGRAPH, PARAGRAPH).replace("</p><p>", "</p><h2>Budget</h2><p>")
+    got = extract(page(body))
+    assert got.text == f"{PARAGRAPH}\n\nBudget\n\n{PARAGRAPH}"
+    assert "## Budget" in got.markdown
+
+
+def test_list_items_are_lines() -> None:
+    """Each list item is on its own line, and Markdown shows it as a bullet."""
+    body = article(PARAGRAPH, PARAGRAPH).replace(
+        "</p><p>", "</p><ul><li>first point here</li><li>second point here</li></ul><p>"
+    )
+    got = extract(page(body))
+    assert "first point here\nsecond point here" in got.text
+    assert "- first point here\n- second point here" in got.markdown
+
+
+def test_sanitizer_drops_active_content() -> None:
+    """Scripts, handlers, javascript: URLs, iframes, forms and styles are gone."""
+    body = article(
+        f'<a href="javascript:alert(1)">bad link</a> <b onclick="x()">bold</b> {PARAGRAPH}',
+        f'<span style="color:red">{PARAGRAPH}</span><script>evil()</script>',
+        f'{PARAGRAPH}<iframe src="https://x.example/"></iframe>',
+    ).replace("</article>", "<form><input name=q></form><style>p{}</style></article>")
+    html = extract(page(body), url="https://example.com/a").html
+    for forbidden in ("<script", "onclick", "javascript:", "<iframe", "<form", "<input", "style"):
+        assert forbidden not in html
+    assert "<b>bold</b>" in html
+
+
+def test_sanitizer_makes_links_and_images_absolute() -> None:
+    """Relative href and src become absolute against the page URL."""
+    body = article(f'<a href="/news/1">one</a> <img src="pic.jpg" alt="x"> {PARAGRAPH}', PARAGRAPH)
+    got = extract(page(body), url="https://example.com/dir/page")
+    assert 'href="https://example.com/news/1"' in got.html
+    assert 'src="https://example.com/dir/pic.jpg"' in got.html
+    assert "[one](https://example.com/news/1)" in got.markdown
+
+
+def test_rules_content_selector_picks_the_body() -> None:
+    """A matching content_selector decides the body, even against the generic choice."""
+    body = article() + f'<div class="teaser-box"><p>{PARAGRAPH[:60]} chosen by rule.</p></div>'
+    got = extract(page(body), rules=ExtractRules(content_selector=".teaser-box"))
+    assert got.text.endswith("chosen by rule.")
+    assert "library extension and more frequent" not in got.text
+
+
+def test_rules_drop_selectors_remove_first() -> None:
+    """drop_selectors remove their nodes before anything else."""
+    body = article(PARAGRAPH, "Drop this sentence, it is site furniture of some length.", PARAGRAPH)
+    body = body.replace("<p>Drop", '<p class="furniture">Drop')
+    got = extract(page(body), rules=ExtractRules(drop_selectors=(".furniture",)))
+    assert "Drop this" not in got.text
+    assert PARAGRAPH in got.text
+
+
+def test_invalid_rule_selector_is_an_extract_error() -> None:
+    """A broken selector in the rules is reported as ExtractError, not a library error."""
+    with pytest.raises(ExtractError, match="invalid selector"):
+        extract(page(article()), rules=ExtractRules(content_selector="div[["))
+
+
+def test_metadata_from_meta_tags() -> None:
+    """Meta tags give title without site suffix, author, date in UTC, tags and image."""
+    head = (
+        "<title>Bridges get money - Town Gazette</title>"
+        '<meta property="og:site_name" content="Town Gazette">'
+        '<meta name="author" content="Jane Roe">'
+        '<meta property="article:published_time" content="2024-03-01T09:30:00+01:00">'
+        '<meta property="article:tag" content="Budget">'
+        '<meta property="article:tag" content="Roads">'
+        '<meta property="og:image" content="/img/lead.jpg">'
+        '<link rel="canonical" href="/2024/bridges">'
+    )
+    got = extract(page(article(), head=head, lang="en-GB"), url="https://gazette.example/x?utm=1")
+    assert got.title == "Bridges get money"
+    assert got.authors == ("Jane Roe",)
+    assert got.published == datetime(2024, 3, 1, 8, 30, tzinfo=UTC)
+    assert got.tags == ("Budget", "Roads")
+    assert got.image == "https://gazette.example/img/lead.jpg"
+    assert got.canonical_url == "https://gazette.example/2024/bridges"
+    assert got.language == "en"
+    assert got.site_name == "Town Gazette"
+
+
+def test_metadata_from_json_ld_and_visible_markup() -> None:
+    """JSON-LD authors and dates are read; without them a <time> and the URL date serve."""
+    ld = (
+        '<script type="application/ld+json">{"@graph": [{"@type": "WebSite", "name": "X"}, '
+        '{"@type": "NewsArticle", "headline": "Headline here", "author": [{"name": "A One"}, '
+        '{"name": "B Two"}], "datePublished": "2023-12-31T23:00:00Z"}]}</script>'
+    )
+    got = extract(page(article(), head=ld))
+    assert got.authors == ("A One", "B Two")
+    assert got.title == "Headline here"
+    assert got.published == datetime(2023, 12, 31, 23, tzinfo=UTC)
+    timed = extract(page('<time datetime="2022-05-04">May 4</time>' + article()))
+    assert timed.published == datetime(2022, 5, 4, tzinfo=UTC)
+    dated = extract(page(article()), url="https://n.example/2021/07/09/story")
+    assert dated.published == datetime(2021, 7, 9, tzinfo=UTC)
+    assert dated.canonical_url == "https://n.example/2021/07/09/story"
+
+
+def test_boilerplate_blocks_inside_article_are_removed() -> None:
+    """Share bars, newsletter boxes, related lists and comments inside the article go."""
+    body = (
+        article(PARAGRAPH, PARAGRAPH).replace(
+            "</p><p>",
+            '</p><div class="social-share">Share on Facebook</div>'
+            '<div class="newsletter-box">Get our daily newsletter in your inbox now, free</div>'
+            '<ul class="related-links"><li><a href="/a">Other story one</a></li></ul><p>',
+        )
+        + '<section id="comments"><p>I disagree with everything written in this article, '
+        "friends.</p></section>"
+    )
+    got = extract(page(body))
+    assert got.text == f"{PARAGRAPH}\n\n{PARAGRAPH}"
+
+
+def test_content_split_across_siblings_is_recovered() -> None:
+    """An article split into sibling blocks (around an inline ad) comes out whole."""
+    first = f"<div class='text-block'><p>First part. {PARAGRAPH}</p><p>{PARAGRAPH}</p></div>"
+    second = f"<div class='text-block'><p>Second part. {PARAGRAPH}</p><p>{PARAGRAPH}</p></div>"
+    body = f"<div class='story'>{first}<div class='ad-slot'>Advertisement</div>{second}</div>"
+    got = extract(page(body))
+    assert "First part." in got.text
+    assert "Second part." in got.text
+    assert "Advertisement" not in got.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "charset", "expected"),
+    [
+        ("café".encode("cp1252"), None, "café"),
+        ("café".encode(), None, "café"),
+        ("café".encode("latin-1"), "ISO-8859-1", "café"),
+        (b'<meta charset="koi8-r">' + "мир".encode("koi8-r"), None, "мир"),
+        (b"\xef\xbb\xbfcaf\xc3\xa9", "cp1252", "café"),
+        ("café".encode("utf-16-le"), None, "c"),  # no BOM, not declared: garbage, no crash
+        (b"caf\xe9", "no-such-charset", "café"),
+        (b"x", "base64", "x"),
+    ],
+)
+def test_decode_follows_bom_header_meta_then_fallback(
+    raw: bytes, charset: str | None, expected: str
+) -> None:
+    """Decoding picks BOM, then HTTP charset, then meta, then UTF-8 or cp1252, never failing."""
+    assert expected in decode_html(raw, charset=charset)
+
+
+@pytest.mark.parametrize("raw", [b"", b"   ", b"<html><body></body></html>", b"<p>too short</p>"])
+def test_no_article_is_an_extract_error(raw: bytes) -> None:
+    """Pages without an article body raise ExtractError naming the URL."""
+    with pytest.raises(ExtractError, match=r"https://e\.example/p"):
+        extract(raw, url="https://e.example/p")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000) | st.text(max_size=3000).map(str.encode))
+def test_any_bytes_give_extraction_or_extract_error(raw: bytes) -> None:
+    """Any bytes in: an Extraction or an ExtractError, never another exception."""
+    with contextlib.suppress(ExtractError):
+        assert isinstance(extract(raw, url="https://e.example/p"), Extraction)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "<div>",
+                "</div>",
+                "<p>",
+                "<b>",
+                "</b>",
+                "<a href=x>",
+                "</a>",
+                "<li>",
+                "<ul>",
+                "<br>",
+                "word ",
+                "<article>",
+                "<script>",
+                "&amp;",
+                "<h1>",
+                "<table><td>",
+                "<pre>",
+                "\x00",
+                "\ud800",
+            ]
+        ),
+        max_size=400,
+    )
+)
+def test_any_tag_soup_gives_extraction_or_extract_error(parts: list[str]) -> None:
+    """Random tag soup (including str input with lone surrogates) never crashes."""
+    with contextlib.suppress(ExtractError):
+        extract("".join(parts) + PARAGRAPH * 2)
+
+
+def test_deep_nesting_finishes() -> None:
+    """50,000 nested elements are handled without recursion errors."""
+    depth = 50_000
+    raw = "<div>" * depth + f"<p>{PARAGRAPH}</p>" + "</div>" * depth
+    got = extract(raw)
+    assert PARAGRAPH in got.text
+
+
+def test_deep_inline_nesting_finishes() -> None:
+    """50,000 nested inline elements inside a paragraph are handled too."""
+    depth = 50_000
+    raw = f"<p>{PARAGRAPH}" + "<b>x" * depth + "</b>" * depth + "</p>"
+    got = extract(raw)
+    assert PARAGRAPH in got.text
+
+
+def test_huge_page_finishes() -> None:
+    """A 5 MB page of article text and link lists is extracted."""
+    filler = "<ul>" + "<li><a href='/x'>link text here</a></li>" * 20 + "</ul>"
+    chunk = f"<p>{PARAGRAPH}</p>" * 5 + filler
+    raw = page(article() + "<div>" + chunk * (5_000_000 // len(chunk)) + "</div>")
+    assert len(raw) > 5_000_000
+    got = extract(raw)
+    assert PARAGRAPH in got.text
+
+
+@pytest.mark.parametrize(
+    ("open_tag", "close_tag"),
+    [
+        ('<span class="byline meta">', "</span>"),
+        ("<ul><li>", "</li></ul>"),
+        ("<blockquote>", "</blockquote>"),
+        ('<a href="/x">', "</a>"),
+        ("<table><tr><td>", "</td></tr></table>"),
+        ('<div hidden class="related">', "</div>"),
+        ("<b><i>", ""),
+    ],
+)
+def test_pathological_nesting_finishes(open_tag: str, close_tag: str) -> None:
+    """20,000 levels of any element kind end in an Extraction or an ExtractError."""
+    depth = 20_000
+    raw = f"<p>{PARAGRAPH}</p>" + open_tag * depth + f"<p>{PARAGRAPH}</p>" + close_tag * depth
+    with contextlib.suppress(ExtractError):
+        extract(raw)
