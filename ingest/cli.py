@@ -25,7 +25,7 @@ from ingest.extract import extract
 from ingest.fetch import Fetcher
 from ingest.metrics import Metrics
 from ingest.models import Article, CatalogRow, RunReport, Source, SourceState
-from ingest.pipeline import Context, extraction_pool, ingest_url, poll_source
+from ingest.pipeline import Context, build_article, extraction_pool, ingest_url, poll_source
 from ingest.schedule import Bounds
 from ingest.scheduler import check_health, install_signal_handlers, run_daemon
 from ingest.store import Store, open_store
@@ -278,27 +278,9 @@ def _inputs(names: list[str]) -> Iterator[tuple[str, Callable[[], bytes]]]:
 def _offline_article(body: bytes, *, url: str | None) -> Article:
     """An Article from saved bytes: the same document as a fetch, minus fetch facts."""
     extraction = extract(body, url=url)
-    fingerprint = dedup.fingerprint(extraction.text)
-    key = f"url:{dedup.normalize_url(url)}" if url else f"text:{fingerprint}"
-    return Article(
-        id=dedup.article_id(key),
-        url=url or "",
-        canonical_url=extraction.canonical_url,
-        source=None,
-        title=extraction.title,
-        authors=extraction.authors,
-        published=extraction.published,
-        modified=extraction.modified,
-        language=extraction.language,
-        site_name=extraction.site_name,
-        description=extraction.description,
-        image=extraction.image,
-        tags=extraction.tags,
-        text=extraction.text,
-        html=extraction.html,
-        markdown=extraction.markdown,
-        fetched_at=None,
-        fingerprint=fingerprint,
+    key = f"url:{dedup.normalize_url(url)}" if url else f"text:{dedup.fingerprint(extraction.text)}"
+    return build_article(
+        extraction, article_id=dedup.article_id(key), url=url or "", source=None, fetched_at=None
     )
 
 

@@ -319,12 +319,13 @@ async def _store(
     entry = item.entry
     page_keys = _page_keys(page, extraction.canonical_url)
     same_page = item.article_id if item.state == "updated" else await _known_page(ctx, page_keys)
-    article = _article(
-        entry,
-        page,
+    article = build_article(
         extraction,
-        source=source,
         article_id=same_page or dedup.article_id(item.keys[-1]),
+        url=page.final_url,
+        source=source,
+        fetched_at=page.fetched_at,
+        entry=entry,
     )
     keys = item.keys + page_keys
     if same_page is not None:
@@ -381,30 +382,38 @@ async def _skip(ctx: Context, item: Classified, *, source: str, reason: str, tal
         )
 
 
-def _article(
-    entry: Entry, page: Page, extraction: Extraction, *, source: str, article_id: str
+def build_article(
+    extraction: Extraction,
+    *,
+    article_id: str,
+    url: str,
+    source: str | None,
+    fetched_at: datetime | None,
+    entry: Entry | None = None,
 ) -> Article:
-    """Merge what the page says with what the feed said; the page wins when it says it."""
+    """The Article of an extraction; what the page says wins over what its feed
+    ``entry`` said, which fills the gaps."""
+    feed = entry or Entry(guid=None, url=None)
     return Article(
         id=article_id,
-        url=page.final_url,
+        url=url,
         canonical_url=extraction.canonical_url,
         source=source,
-        title=extraction.title or entry.title,
-        authors=extraction.authors or entry.authors,
-        published=extraction.published or entry.published or entry.updated,
-        modified=extraction.modified or entry.updated,
+        title=extraction.title or feed.title,
+        authors=extraction.authors or feed.authors,
+        published=extraction.published or feed.published or feed.updated,
+        modified=extraction.modified or feed.updated,
         language=extraction.language,
         site_name=extraction.site_name,
-        description=extraction.description or entry.summary,
+        description=extraction.description or feed.summary,
         image=extraction.image,
-        tags=extraction.tags or entry.tags,
+        tags=extraction.tags or feed.tags,
         text=extraction.text,
         html=extraction.html,
         markdown=extraction.markdown,
-        fetched_at=page.fetched_at,
+        fetched_at=fetched_at,
         fingerprint=dedup.fingerprint(extraction.text),
-        entry_guid=entry.guid,
+        entry_guid=feed.guid,
     )
 
 
