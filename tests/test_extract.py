@@ -330,3 +330,39 @@ def test_pathological_nesting_finishes(open_tag: str, close_tag: str) -> None:
     raw = f"<p>{PARAGRAPH}</p>" + open_tag * depth + f"<p>{PARAGRAPH}</p>" + close_tag * depth
     with contextlib.suppress(ExtractError):
         extract(raw)
+
+
+RUSSIAN = "Президент поручил создать службу по делам иностранных граждан в министерстве."
+
+
+def mislabelled_page(text: str, encoding: str, declared: str | None) -> bytes:
+    meta = f'<meta charset="{declared}">' if declared else ""
+    paragraphs = "".join(f"<p>{text} Абзац {n}. {text}</p>" for n in range(6))
+    html = f"<html><head>{meta}<title>Новости</title></head><body><article><h1>Новости</h1>"
+    return (html + paragraphs + "</article></body></html>").encode(encoding)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "declared", "http"),
+    [
+        ("cp1251", "utf-8", None),  # the meta says UTF-8, the bytes are windows-1251
+        ("cp1251", None, "utf-8"),  # the server says UTF-8
+        ("cp1251", None, None),  # nobody says anything
+        ("koi8-r", "utf-8", None),
+        ("utf-8", "iso-8859-1", "iso-8859-1"),  # UTF-8 labelled latin-1
+    ],
+)
+def test_mislabelled_encodings_come_out_readable(
+    encoding: str, declared: str | None, http: str | None
+) -> None:
+    """A page whose declared charset is wrong is decoded from what its bytes are."""
+    result = extract(mislabelled_page(RUSSIAN, encoding, declared), charset=http)
+    assert RUSSIAN in result.text
+
+
+def test_latin1_page_declared_utf8_keeps_its_accents() -> None:
+    """Western text in windows-1252 under a UTF-8 label keeps é, ü and the euro sign."""
+    text = "Le café du marché coûte 3 € aujourd'hui, et la crème brûlée est délicieuse."
+    page = f'<html><head><meta charset="utf-8"></head><body><article>{"<p>" + text + "</p>" * 1}'
+    page += "".join(f"<p>{text} Paragraphe {n}.</p>" for n in range(6)) + "</article></body></html>"
+    assert text in extract(page.encode("cp1252")).text

@@ -1,17 +1,27 @@
 """Bytes to text: the page's charset as a browser would pick it, never failing.
 
-The order follows the WHATWG encoding sniffing algorithm, simplified: a byte-order mark
-wins, then the HTTP ``charset`` parameter, then a ``<meta charset>`` or
-``<meta http-equiv="Content-Type">`` in the first few kilobytes, then UTF-8 if the bytes
-are valid UTF-8, and windows-1252 (what browsers use for undeclared Western pages)
-otherwise. Decoding always uses ``errors="replace"`` so that a wrong declaration costs a
-few replacement characters, not the page.
+The order follows the WHATWG encoding sniffing algorithm, simplified, with one addition
+for pages that lie about their encoding:
+
+1. a byte-order mark wins;
+2. bytes that are valid UTF-8 are read as UTF-8, whatever the label says (servers often
+   label UTF-8 pages iso-8859-1 by default; trafilatura #231);
+3. the HTTP ``charset`` parameter, else a ``<meta charset>`` or ``<meta http-equiv>``
+   in the first few kilobytes;
+4. a page that declares UTF-8 (or nothing) but is not UTF-8: what the bytes look like
+   (charset-normalizer: windows-1251, latin-1, Shift JIS, ...), else windows-1252, as
+   browsers do for undeclared Western pages.
+
+Decoding always uses ``errors="replace"`` so that a wrong guess costs a few replacement
+characters, not the page.
 """
 
 from __future__ import annotations
 
 import codecs
 import re
+
+import charset_normalizer
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -26,6 +36,9 @@ _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,500}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]{1,40})""", re.IGNORECASE
 )
 
+# Detection reads this much: enough text for a confident guess, bounded cost per page.
+_DETECT_BYTES = 32768
+
 # WHATWG maps these labels to windows-1252, a superset that decodes what the page meant.
 _LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "ascii", "us-ascii"})
 
@@ -35,14 +48,27 @@ def decode_html(body: bytes, *, charset: str | None = None) -> str:
     for bom, bom_encoding in _BOMS:
         if body.startswith(bom):
             return body[len(bom) :].decode(bom_encoding, errors="replace")
-    for label in (charset, _sniff_meta(body)):
-        encoding = _known_encoding(label)
-        if encoding is not None:
-            return body.decode(encoding, errors="replace")
+    declared = _known_encoding(charset) or _known_encoding(_sniff_meta(body))
     try:
-        return body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
+        text = None
+    # Valid UTF-8 wins over any other label: multi-byte UTF-8 sequences almost never
+    # occur by chance in legacy-encoded text, while pages labelled iso-8859-1 by a
+    # server default but written in UTF-8 are common (trafilatura #231).
+    if text is not None:
+        return text
+    if declared is not None and declared != "utf-8":
+        return body.decode(declared, errors="replace")
+    # Declared UTF-8 (or nothing) yet not UTF-8: a mislabelled legacy page. Guess from
+    # the bytes (windows-1251, latin-1, Shift JIS, ...), else windows-1252 as browsers do.
+    return body.decode(_detect(body) or "cp1252", errors="replace")
+
+
+def _detect(body: bytes) -> str | None:
+    """The most likely encoding of ``body``, from a bounded sample; None if unsure."""
+    best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
+    return _known_encoding(best.encoding) if best is not None else None
 
 
 def _sniff_meta(body: bytes) -> str | None:
