@@ -28,13 +28,14 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 from selectolax.lexbor import LexborHTMLParser
 
+from ingest import charsets
 from ingest.errors import FeedError
 from ingest.models import Entry, Feed, Page
 
@@ -191,6 +192,7 @@ def _parse_xml_feed(page: Page) -> Feed:
 def _run_feedparser(page: Page) -> _Parsed:
     """feedparser on the bytes alone: no URL, no file name, so no I/O of its own."""
     try:
+        page = _mend_encoding(page)
         result = feedparser.parse(
             io.BytesIO(page.body),  # a bytes value could be taken for a file name
             response_headers=_xml_headers(page),
@@ -206,6 +208,37 @@ def _run_feedparser(page: Page) -> _Parsed:
         feed=_plain(result.get("feed")) or {},
         entries=[entry for entry in map(_plain, result.get("entries") or []) if entry],
     )
+
+
+def _mend_encoding(page: Page) -> Page:
+    """A feed that claims UTF-8 (or nothing, which means UTF-8 for XML) but is not valid
+    UTF-8: re-encoded from what its bytes look like (windows-1251, latin-1, ...), so that
+    feedparser does not fall back to windows-1252 and garble every non-Latin letter."""
+    body = page.body
+    if body.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return page
+    match = _XML_ENCODING.search(body, 0, 200)
+    declared = page.charset or (match.group(2).decode("ascii") if match else "utf-8")
+    if declared.lower().replace("_", "-") not in {"utf-8", "utf8"}:
+        return page
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        guess = charsets.detect(body)
+    else:
+        return page
+    if guess is None or guess == "utf-8":
+        return page
+    text = body.decode(guess, errors="replace").encode("utf-8")
+    if match:  # the declaration must now say what the bytes are
+        text = _XML_ENCODING.sub(rb"\1utf-8\3", text, count=1)
+    logger.info("feeds: declared UTF-8 but is %s; re-encoded: url=%s", guess, page.final_url)
+    return replace(page, body=text, charset="utf-8")
+
+
+_XML_ENCODING = re.compile(
+    rb"""(<\?xml[^>]{0,100}?encoding\s*=\s*["'])([A-Za-z0-9._-]{1,40})(["'])"""
+)
 
 
 def _xml_headers(page: Page) -> dict[str, str]:

@@ -210,11 +210,13 @@ def test_rss10_ttl_from_syndication_module() -> None:
         ("<ttl>99999999999999</ttl>", None),
         ("<ttl> 60 </ttl>", timedelta(hours=1)),
         ("<sy:updatePeriod>hourly</sy:updatePeriod>", timedelta(hours=1)),
-        ("<sy:updatePeriod>weekly</sy:updatePeriod><sy:updateFrequency>x</sy:updateFrequency>",
-         timedelta(weeks=1)),
+        (
+            "<sy:updatePeriod>weekly</sy:updatePeriod><sy:updateFrequency>x</sy:updateFrequency>",
+            timedelta(weeks=1),
+        ),
         ("<sy:updatePeriod>fortnightly</sy:updatePeriod>", None),
     ],
-)  # fmt: skip
+)
 def test_ttl_values(channel: str, ttl: timedelta | None) -> None:
     """Only a positive ttl up to a year, or a known sy:updatePeriod, gives a ttl."""
     body = (
@@ -684,16 +686,46 @@ def test_looks_like_feed(body: bytes, content_type: str, expected: bool) -> None
 _SEEDS = sorted(path.read_bytes() for path in FEEDS.iterdir())
 _XML_BITS = st.sampled_from(
     [
-        "<rss version='2.0'>", "<channel>", "<item>", "</item>", "<link>", "</link>",
-        "<guid isPermaLink='true'>", "</guid>", "<title>", "</title>", "<pubDate>",
-        "<feed xmlns='http://www.w3.org/2005/Atom'>", "<entry>", "<id>", "xml:base='",
-        "<![CDATA[", "]]>", "&amp;", "&#0;", "&#xD800;", "&bogus;", "<!DOCTYPE x [",
-        "<!ENTITY a 'b'>", "]>", "<?xml version='1.0' encoding='utf-16'?>", "javascript:",
-        "http://", "9999-99-99T99:99:99Z", "Mon, 31 Feb 99999 25:00:00 +9999", "<ttl>",
-        '{"version": "https://jsonfeed.org/version/1", "items": [', '{"url": ', "null",
-        "]}", "\ufeff", "\x00", "é", " ",
+        "<rss version='2.0'>",
+        "<channel>",
+        "<item>",
+        "</item>",
+        "<link>",
+        "</link>",
+        "<guid isPermaLink='true'>",
+        "</guid>",
+        "<title>",
+        "</title>",
+        "<pubDate>",
+        "<feed xmlns='http://www.w3.org/2005/Atom'>",
+        "<entry>",
+        "<id>",
+        "xml:base='",
+        "<![CDATA[",
+        "]]>",
+        "&amp;",
+        "&#0;",
+        "&#xD800;",
+        "&bogus;",
+        "<!DOCTYPE x [",
+        "<!ENTITY a 'b'>",
+        "]>",
+        "<?xml version='1.0' encoding='utf-16'?>",
+        "javascript:",
+        "http://",
+        "9999-99-99T99:99:99Z",
+        "Mon, 31 Feb 99999 25:00:00 +9999",
+        "<ttl>",
+        '{"version": "https://jsonfeed.org/version/1", "items": [',
+        '{"url": ',
+        "null",
+        "]}",
+        "\ufeff",
+        "\x00",
+        "é",
+        " ",
     ]
-)  # fmt: skip
+)
 
 
 @st.composite
@@ -736,17 +768,33 @@ _JSON_VALUES = st.recursive(
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
     | st.sampled_from(["javascript:x", "/rel", "https://x.example/a", "2024-03-01T10:00:00Z"]),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["id", "url", "external_url", "title", "summary", "content_text", "content_html",
-             "date_published", "date_modified", "author", "authors", "name", "tags", "items"]
-        ),
-        children,
-        max_size=6,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "url",
+                    "external_url",
+                    "title",
+                    "summary",
+                    "content_text",
+                    "content_html",
+                    "date_published",
+                    "date_modified",
+                    "author",
+                    "authors",
+                    "name",
+                    "tags",
+                    "items",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
     ),
     max_leaves=30,
-)  # fmt: skip
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -758,3 +806,29 @@ def test_any_json_feed_shape_gives_a_feed_or_feed_error(items: object, feed_url:
     ).encode()
     with contextlib.suppress(FeedError):
         parse_feed(page(body, content_type="application/feed+json"))
+
+
+RUSSIAN_TITLE = "Президент создал службу по делам иностранцев"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "http_charset"),
+    [
+        ('<?xml version="1.0" encoding="utf-8"?>', None),
+        ("<?xml version='1.0'?>", "utf-8"),
+        ("", None),
+    ],
+)
+def test_feed_declared_utf8_but_windows_1251_is_readable(
+    declaration: str, http_charset: str | None
+) -> None:
+    """A feed that claims UTF-8 but is windows-1251 is decoded from what its bytes are."""
+    items = "".join(
+        f"<item><title>{RUSSIAN_TITLE} {n}</title><link>https://news.example/{n}</link>"
+        f"<description>{RUSSIAN_TITLE}: подробности и комментарии экспертов.</description></item>"
+        for n in range(5)
+    )
+    xml = f'{declaration}<rss version="2.0"><channel><title>Новости</title>{items}</channel></rss>'
+    feed = parse_feed(page(xml.encode("cp1251"), charset=http_charset))
+    assert feed.title == "Новости"
+    assert [e.title for e in feed.entries] == [f"{RUSSIAN_TITLE} {n}" for n in range(5)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import codecs
 import re
 
-import charset_normalizer
+from ingest import charsets
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -35,9 +35,6 @@ _SNIFF_BYTES = 8192
 _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,500}?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:\-]{1,40})""", re.IGNORECASE
 )
-
-# Detection reads this much: enough text for a confident guess, bounded cost per page.
-_DETECT_BYTES = 32768
 
 # WHATWG maps these labels to windows-1252, a superset that decodes what the page meant.
 _LATIN1_LABELS = frozenset({"iso-8859-1", "iso8859-1", "latin1", "latin-1", "ascii", "us-ascii"})
@@ -62,13 +59,7 @@ def decode_html(body: bytes, *, charset: str | None = None) -> str:
         return body.decode(declared, errors="replace")
     # Declared UTF-8 (or nothing) yet not UTF-8: a mislabelled legacy page. Guess from
     # the bytes (windows-1251, latin-1, Shift JIS, ...), else windows-1252 as browsers do.
-    return body.decode(_detect(body) or "cp1252", errors="replace")
-
-
-def _detect(body: bytes) -> str | None:
-    """The most likely encoding of ``body``, from a bounded sample; None if unsure."""
-    best = charset_normalizer.from_bytes(body[:_DETECT_BYTES]).best()
-    return _known_encoding(best.encoding) if best is not None else None
+    return body.decode(_known_encoding(charsets.detect(body)) or "cp1252", errors="replace")
 
 
 def _sniff_meta(body: bytes) -> str | None:
