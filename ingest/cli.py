@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the daemon: poll every source on its interval until SIGTERM/SIGINT",
         description="Run the daemon. Each enabled source is polled on its interval; a "
         "heartbeat file lets 'ingest health' check it. SIGTERM or SIGINT stops taking new "
-        "work, lets in-flight polls finish (up to 20 s) and exits.",
+        "work, lets in-flight polls finish (up to shutdown_grace, 20 s by default) and exits.",
     )
     commands.add_parser(
         "poll",

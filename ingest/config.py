@@ -39,6 +39,9 @@ class Settings:
     default_interval: timedelta = timedelta(minutes=30)
     jitter: timedelta = timedelta(seconds=30)
     heartbeat_interval: timedelta = timedelta(seconds=30)
+    # How long in-flight polls may run after SIGTERM before they are cancelled. Cancelling
+    # is safe (the store never leaves a half-written article), it only costs a refetch.
+    shutdown_grace: timedelta = timedelta(seconds=20)
     min_interval: timedelta = timedelta(minutes=5)  # no source is polled more often
     max_interval: timedelta = timedelta(hours=24)  # nor less often (backoff included)
     status_host: str = "127.0.0.1"  # where the daemon serves /healthz /readyz /metrics
@@ -229,6 +232,7 @@ _FIELDS: dict[str, str] = {
     "default_interval": "duration",
     "jitter": "duration",
     "heartbeat_interval": "duration",
+    "shutdown_grace": "duration",
     "min_interval": "duration",
     "max_interval": "duration",
     "status_host": "str",

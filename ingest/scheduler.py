@@ -33,9 +33,6 @@ from ingest.store import files
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_FILE = "heartbeat.json"
-# How long in-flight polls may run after SIGTERM before they are cancelled. Cancelling
-# is safe (the store never leaves a half-written article), it only costs a refetch.
-SHUTDOWN_GRACE = timedelta(seconds=20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +94,7 @@ class _Daemon:
         # APScheduler's asyncio executor cancels the jobs still running at shutdown.
         self.ready = False
         self.scheduler.pause()
-        await _drain(self.inflight)
+        await _drain(self.inflight, grace=self.settings.shutdown_grace)
         self.scheduler.shutdown(wait=False)
         if self.status is not None:
             await self.status.close()
@@ -192,12 +189,12 @@ async def _first_run(ctx: Context, source: Source) -> datetime:
     return max(now, state.next_poll_at)
 
 
-async def _drain(inflight: set[asyncio.Task[None]]) -> None:
+async def _drain(inflight: set[asyncio.Task[None]], *, grace: timedelta) -> None:
     """Let in-flight polls finish within the grace period, then cancel the rest."""
     if not inflight:
         return
     logger.info("daemon: waiting for %d in-flight polls", len(inflight))
-    _, pending = await asyncio.wait(set(inflight), timeout=SHUTDOWN_GRACE.total_seconds())
+    _, pending = await asyncio.wait(set(inflight), timeout=grace.total_seconds())
     for task in pending:
         task.cancel()
     if pending:

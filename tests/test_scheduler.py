@@ -44,7 +44,7 @@ def get(url: str) -> tuple[int, str]:
 
 
 def start_daemon(
-    tmp_path: Path, server: LoopbackServer, *, status_port: int = 0
+    tmp_path: Path, server: LoopbackServer, *, status_port: int = 0, grace: str = "20s"
 ) -> subprocess.Popen[bytes]:
     config = tmp_path / "ingest.toml"
     config.write_text(
@@ -60,6 +60,7 @@ def start_daemon(
         "INGEST_JITTER": "0",
         "PYTHONPATH": str(ROOT),
         "INGEST_STATUS_PORT": str(status_port),
+        "INGEST_SHUTDOWN_GRACE": grace,
     }
     # Output goes to a file, not a pipe: a killed daemon's extraction workers could hold
     # a pipe open and make reading it hang.
@@ -126,6 +127,43 @@ def test_sigterm_lets_inflight_work_finish(tmp_path: Path, server: LoopbackServe
     (doc,) = stored(tmp_path)
     assert json.loads(doc.read_text())["title"] == "Lighthouse Keeper's Cottage Becomes a Museum"
     assert not list((tmp_path / "s" / "articles").rglob(".tmp-*"))
+
+
+def test_work_past_the_grace_period_is_cancelled_and_retried(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """A page slower than the grace period is abandoned cleanly and stored on restart."""
+    started = threading.Event()
+    slow = {"delay": 8.0}
+
+    def page(request: Request) -> Response:
+        started.set()
+        time.sleep(slow["delay"])
+        return Response((FIXTURES / "pages" / "second-article.html").read_bytes())
+
+    server.add("/slow", page)
+    server.add("/feed.xml", feed_for(server, ["/slow"]))
+    proc = start_daemon(tmp_path, server, grace="0.5s")
+    try:
+        assert started.wait(20)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - began < 6  # did not wait for the 8 s page
+    finally:
+        proc.kill()
+        proc.wait()
+    assert stored(tmp_path) == []
+    assert not list((tmp_path / "s").rglob(".tmp-*"))
+    slow["delay"] = 0.0
+    proc = start_daemon(tmp_path, server)  # the entry was never recorded: fetched again
+    try:
+        assert wait_for(lambda: len(stored(tmp_path)) == 1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_restart_honours_saved_next_poll(tmp_path: Path, server: LoopbackServer) -> None:
