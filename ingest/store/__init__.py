@@ -28,10 +28,6 @@ from ingest.models import (
 
 
 class Store(Protocol):
-    async def unseen(self, entries: list[Entry], *, source: str) -> list[Entry]:
-        """The entries none of whose identity keys is known yet."""
-        ...
-
     async def entry_records(self, keys: list[str]) -> dict[str, EntryRecord]:
         """What is recorded under each of ``keys`` that is known."""
         ...

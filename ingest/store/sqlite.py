@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ingest import document
-from ingest.dedup.identity import classify, entry_keys, lookup_keys
+from ingest.dedup.identity import entry_keys
 from ingest.dedup.neardup import Sketch, resemblance, shingles, sketch
 from ingest.errors import StoreError
 from ingest.models import (
@@ -243,12 +243,6 @@ class SQLiteStore:
         return int(self._read("SELECT max(version) FROM schema_migrations")[0][0])
 
     # -- entries ----------------------------------------------------------------------
-
-    async def unseen(self, entries: list[Entry], *, source: str) -> list[Entry]:
-        records = await self.entry_records(lookup_keys(entries, source=source))
-        trusted = await self.guids_trusted(source)
-        judged = classify(entries, source=source, trust_guid=trusted, records=records)
-        return [c.entry for c in judged if c.state == "new"]
 
     async def entry_records(self, keys: list[str]) -> dict[str, EntryRecord]:
         rows = await self._run(lambda: self._key_rows(keys))
