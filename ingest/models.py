@@ -161,6 +161,7 @@ class RunReport:
     updated: int = 0  # seen entries refetched whose text changed: stored as a new version
     near_duplicates: int = 0  # stored linked to (or skipped as copies of) another article
     error_kind: str | None = None  # a short label of that: http_503, network, feed, ...
+    next_poll_at: datetime | None = None  # as planned by this poll (None: gone, or not planned)
 
     @property
     def ok(self) -> bool:

@@ -163,9 +163,10 @@ async def poll_source(
         )
         if isinstance(exc, FetchError) and exc.retry_after:
             hints = schedule.parse_hints({"retry-after": exc.retry_after}, ttl=None, now=ctx.now())
-    await ctx.store.save_source_state(_next_state(ctx, state, report, page, source, hints))
+    state = _next_state(ctx, state, report, page, source, hints)
+    await ctx.store.save_source_state(state)
     _log_report(report)
-    return report
+    return replace(report, next_poll_at=state.next_poll_at)
 
 
 async def _fetch(ctx: Context, url: str, *, kind: str, **options: Any) -> Page:

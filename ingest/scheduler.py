@@ -117,10 +117,11 @@ class _Daemon:
         )
 
     async def _poll(self, source: Source) -> None:
-        """The job: one poll, then the next one is booked from the state it saved."""
+        """The job: one poll, then the next one is booked from what the poll planned."""
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
+        report: RunReport | None = None
         try:
             report = await poll_source(self.ctx, source)
             observe_report(self.metrics, report)
@@ -131,15 +132,13 @@ class _Daemon:
         finally:
             if task is not None:
                 self.inflight.discard(task)
-        if self.ready:
-            state = await self.ctx.store.source_state(source.name)
-            if state is not None and state.last_status == "gone":
-                logger.warning(
-                    "daemon: source is gone (HTTP 410), not polled: source=%s", source.name
-                )
-                return
-            fallback = self.ctx.now() + source.interval
-            self._schedule(source, state.next_poll_at if state and state.next_poll_at else fallback)
+        if not self.ready:
+            return
+        if report is not None and report.status == "gone":
+            logger.warning("daemon: source is gone (HTTP 410), not polled: source=%s", source.name)
+            return
+        planned = report.next_poll_at if report is not None else None
+        self._schedule(source, planned or self.ctx.now() + source.interval)
 
     def _due(self) -> float:
         now = datetime.now(UTC)

@@ -32,6 +32,7 @@ def test_interval_adapts_to_publishing(tmp_path: Path, server: LoopbackServer) -
     state = state_of(tmp_path)
     assert state.interval == timedelta(minutes=30)
     assert state.next_poll_at == report.finished_at + timedelta(minutes=30)
+    assert report.next_poll_at == state.next_poll_at  # what the daemon books next
     poll(tmp_path, adaptive(server))  # nothing new
     assert state_of(tmp_path).interval == timedelta(minutes=45)
 
