@@ -66,6 +66,9 @@ class _Daemon:
         self.heartbeat = settings.storage_dir / HEARTBEAT_FILE
 
     async def start(self) -> None:
+        # A daemon killed while writing its heartbeat leaves the temp file beside it:
+        # remove both (the heartbeat is written afresh at once).
+        files.remove_leftovers(self.settings.storage_dir, HEARTBEAT_FILE)
         sources = [s for s in self.settings.sources if s.enabled]
         for source in sources:
             self._schedule(source, await _first_run(self.ctx, source))

@@ -208,6 +208,22 @@ def test_status_endpoints(tmp_path: Path, server: LoopbackServer) -> None:
         proc.wait()
 
 
+def test_start_removes_a_half_written_heartbeat(tmp_path: Path, server: LoopbackServer) -> None:
+    """The temp file of a heartbeat cut off by SIGKILL does not outlive the next start."""
+    server.add("/feed.xml", feed_for(server, []))
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / ".tmp-cut.json").write_text('{"pid": 1, "upd')
+    proc = start_daemon(tmp_path, server)
+    try:
+        assert wait_for(lambda: check_health(tmp_path / "s").healthy)
+        assert not (tmp_path / "s" / ".tmp-cut.json").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_health_needs_a_recent_heartbeat(tmp_path: Path) -> None:
     """A heartbeat older than three intervals is unhealthy; a fresh one is healthy."""
     write_heartbeat(tmp_path / HEARTBEAT_FILE, timedelta(seconds=10))
