@@ -16,17 +16,16 @@ Python walk, so deep nesting cannot overflow the stack and the cost stays near-l
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode, SelectolaxError
 
 from ingest.errors import ExtractError
+from ingest.extract.blocks import Blocks
 from ingest.extract.clean import (
-    TextBudget,
     decompose_all,
-    protected_nodes,
+    protected_blocks,
     remove_boilerplate,
+    remove_hidden,
     remove_junk,
 )
 from ingest.models import ExtractRules
@@ -35,9 +34,7 @@ from ingest.models import ExtractRules
 # containers take only their own direct text (text written straight into a <div>, often
 # with <br> between lines, is article text on older sites).
 _UNIT_DEEP = frozenset({"p", "pre", "h2", "h3", "h4", "h5", "h6", "li", "dd", "td", "blockquote"})
-_UNITS = (
-    "p, pre, h2, h3, h4, h5, h6, li, dd, td, blockquote, div, section, article, main, span, font"
-)
+_UNIT_TAGS = _UNIT_DEEP | {"div", "section", "article", "main", "span", "font"}
 # Semantic containers that say "this is the article"; they get a bonus, not a free pass.
 _ARTICLE_HINT = (
     "article, main, [itemprop='articleBody'], [itemprop='text'], [role='main'], "
@@ -65,8 +62,9 @@ _BLOCK_LINK_DENSITY = 0.55
 # Blocks judged by link density inside the content. Headings are here because a heading
 # that is all link is a teaser headline ("Carlos Ghosn and the dark side of ..."), and
 # <article> because teaser cards for other stories are often marked up as articles.
-_TAIL_HEADINGS = "h2, h3, h4, h5, h6, strong, b, p, div, span"
+_TAIL_TAGS = frozenset({"h2", "h3", "h4", "h5", "h6", "strong", "b", "p", "div", "span"})
 _TAIL_HEADING_MAX_CHARS = 60
+_TAIL_HEADING_MAX_WORDS = 12
 _TAIL_MAX_SHARE = 0.3
 # Headings that open recirculation blocks, in the languages we have seen them in.
 _RELATED_HEADING = re.compile(
@@ -102,8 +100,7 @@ _LINK_LIST_TAGS = frozenset(
     }
 )
 _LINK_LIST_MAX_WORDS = 80
-# No block of fewer than 80 words is longer than this (indentation included, generously).
-_LINK_LIST_MAX_CHARS = 4000
+_PRUNE_TAGS = _LINK_LIST_TAGS | {"h1", "figure"}
 _SHORT_BOILERPLATE = re.compile(
     r"^\W*(advertisement|advertising|ad|sponsored|"
     r"share( this( article| story| post)?)?( on \w+)?|tweet|"
@@ -115,13 +112,6 @@ _SHORT_BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 _SHORT_WORDS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    node: LexborNode
-    words: int
-    good: float  # words of article-like prose credited to its ancestors
 
 
 def find_content(
@@ -136,15 +126,19 @@ def find_content(
             _select(body, ", ".join(rules.drop_selectors), url) if rules.drop_selectors else []
         )
     remove_junk(body)
+    blocks = Blocks(body)
+    remove_hidden(blocks, body)
     if rules is not None and rules.content_selector:
-        chosen = _select(body, rules.content_selector, url)
+        chosen = blocks.numbers(_select(body, rules.content_selector, url))
         if chosen:
-            remove_boilerplate(chosen[0], protected=set())
-            return chosen[0]
-    remove_boilerplate(body, protected=protected_nodes(body))
-    root = _best_container(body, url)
-    _prune(root, title)
-    return root
+            remove_boilerplate(blocks, chosen[0], protected=set())
+            blocks.apply()
+            return blocks.nodes[chosen[0]]
+    remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
+    root = _best_container(blocks, body, url)
+    _prune(blocks, root, title)
+    blocks.apply()
+    return blocks.nodes[root]
 
 
 def _select(node: LexborNode, selector: str, url: str | None) -> list[LexborNode]:
@@ -154,67 +148,52 @@ def _select(node: LexborNode, selector: str, url: str | None) -> list[LexborNode
         raise ExtractError(f"extract: invalid selector {selector!r}: {url or '<no url>'}") from exc
 
 
-def _units(body: LexborNode) -> Iterable[_Unit]:
-    budget = TextBudget(body)
-    for node in body.css(_UNITS):
-        tag = node.tag or ""
-        # Nested deep units (lists in lists) would re-read the same text at every level;
-        # the budget turns that quadratic case into shallow reads.
-        text = node.text(deep=tag in _UNIT_DEEP and budget.left())
-        budget.spend(text)
-        words = len(text.split())
-        if words == 0:
-            continue
-        good = 0.0
-        if words >= _MIN_UNIT_WORDS or (tag == "li" and words >= 3):
-            links = _link_words(node) if tag in _UNIT_DEEP else 0
-            if links <= _MAX_LINK_DENSITY * words:
-                good = float(words - links)
-        yield _Unit(node, words, good)
-
-
-def _link_words(node: LexborNode) -> int:
-    return sum(len(a.text().split()) for a in node.css("a"))
-
-
-def _best_container(body: LexborNode, url: str | None) -> LexborNode:
+def _credit(blocks: Blocks, words: list[int], links: list[int]) -> dict[int, float]:
+    """Article-like words per element: each text unit credits its ancestors."""
     credit: dict[int, float] = {}
-    nodes: dict[int, LexborNode] = {}
-    for unit in _units(body):
-        if unit.good <= 0:
+    dead = blocks.dead()
+    tags, parents, own = blocks.tags, blocks.parents, blocks.own
+    for i, tag in enumerate(tags):
+        if tag not in _UNIT_TAGS or dead[i]:
             continue
-        node: LexborNode | None = unit.node
-        levels = 0
-        while node is not None and levels < _MAX_LEVELS:
-            key = node.mem_id
-            credit[key] = credit.get(key, 0.0) + unit.good
-            nodes.setdefault(key, node)
-            if node.tag == "body":
-                break
-            node = node.parent
+        if tag in _UNIT_DEEP:
+            count, linked = words[i], links[i]
+        else:
+            count, linked = own[i], 0
+        if count < _MIN_UNIT_WORDS and not (tag == "li" and count >= 3):
+            continue
+        if linked > _MAX_LINK_DENSITY * count:
+            continue
+        good = float(count - linked)
+        node, levels = i, 0
+        while node >= 0 and levels < _MAX_LEVELS:
+            credit[node] = credit.get(node, 0.0) + good
+            node = parents[node]
             levels += 1
+    return credit
+
+
+def _best_container(blocks: Blocks, body: LexborNode, url: str | None) -> int:
+    words, links = blocks.sums()
+    credit = _credit(blocks, words, links)
     if not credit:
         raise ExtractError(f"extract: no article body found: {url or '<no url>'}")
     top = max(credit.values())
-    hinted = {n.mem_id for n in body.css(_ARTICLE_HINT)}
-    best, best_score = None, float("-inf")
-    # Only containers holding a fair share of all prose can be the article; this bounds
-    # the number of (C-level) full-text measurements below.
-    for key, good in credit.items():
+    hinted = set(blocks.numbers(body.css(_ARTICLE_HINT)))
+    best, best_score = 0, float("-inf")
+    # Only containers holding a fair share of all prose can be the article.
+    for i, good in credit.items():
         if good < 0.4 * top:
             continue
-        node = nodes[key]
-        total = len(node.text().split())
-        score = good - _CLUTTER_WEIGHT * max(0.0, total - good)
-        if key in hinted:
+        score = good - _CLUTTER_WEIGHT * max(0.0, words[i] - good)
+        if i in hinted:
             score *= _HINT_BONUS
         if score > best_score:
-            best, best_score = node, score
-    assert best is not None
+            best, best_score = i, score
     return best
 
 
-def _cut_related_tail(root: LexborNode) -> None:
+def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
     """Remove a "Related stories" / "You may also like" heading and what follows it.
 
     Recirculation blocks sit at the end of the article container, introduced by a short
@@ -223,61 +202,46 @@ def _cut_related_tail(root: LexborNode) -> None:
     follows it is a small part of the content, so an inline "Related:" box in the middle
     of an article cannot take the rest of the article with it.
     """
-    budget = TextBudget(root)
-    for node in root.css(_TAIL_HEADINGS):
-        if not budget.left():
-            return
-        text = node.text()
-        budget.spend(text)
+    dead = blocks.dead()
+    tags, nodes = blocks.tags, blocks.nodes
+    for i in range(root + 1, blocks.ends[root]):
+        if dead[i] or tags[i] not in _TAIL_TAGS or not 0 < words[i] <= _TAIL_HEADING_MAX_WORDS:
+            continue
+        text = nodes[i].text()
         if len(text) > _TAIL_HEADING_MAX_CHARS or not _RELATED_HEADING.match(text.strip()):
             continue
-        tail = [node]
-        sibling = node.next
-        while sibling is not None:
-            tail.append(sibling)
-            sibling = sibling.next
-        tail_words = sum(len(n.text().split()) for n in tail)
-        if tail_words <= _TAIL_MAX_SHARE * len(root.text().split()):
-            decompose_all(tail)
-        return
-
-
-def _prune(root: LexborNode, title: str | None) -> None:
-    """Remove what is inside the article container but not article: title, link lists."""
-    _cut_related_tail(root)
-    title_key = _key(title) if title else None
-    doomed: list[LexborNode] = []
-    budget = TextBudget(root)
-    for node in root.css(
-        "h1, ul, ol, dl, table, div, section, p, span, li, h2, h3, h4, h5, h6, header, figure, "
-        "article"
-    ):
-        if node.mem_id == root.mem_id:
-            continue
-        if not budget.left():
-            break  # pathological nesting: the rest stays as it is
-        text = node.text()
-        budget.spend(text)
-        if _is_clutter(node, text, title_key):
-            doomed.append(node)
-    decompose_all(doomed)
-
-
-def _is_clutter(node: LexborNode, text: str, title_key: str | None) -> bool:
-    """The title heading, a short "Share"/"Advertisement" label, or a link list."""
-    tag = node.tag
-    if len(text) > _LINK_LIST_MAX_CHARS and tag != "h1":
-        return False  # too long to be any of these; skip counting its words
-    words = len(text.split())
-    if tag == "h1":
-        # The headline is metadata, not body; an h1 that is not the headline but is
-        # short is a section label of the page template.
-        return title_key is None or _key(text) == title_key or words < 25
-    if words <= _SHORT_WORDS and _SHORT_BOILERPLATE.match(text.strip()):
-        return True
-    if tag in _LINK_LIST_TAGS and 0 < words < _LINK_LIST_MAX_WORDS:
-        return _link_words(node) > _BLOCK_LINK_DENSITY * words
+        tail = [i, *blocks.following_siblings(i)]
+        if sum(words[j] for j in tail) <= _TAIL_MAX_SHARE * words[root]:
+            blocks.cut_from(i)
+            return True
+        return False
     return False
+
+
+def _prune(blocks: Blocks, root: int, title: str | None) -> None:
+    """Remove what is inside the article container but not article: title, link lists."""
+    words, links = blocks.sums()
+    if _cut_related_tail(blocks, root, words):
+        words, links = blocks.sums()
+    title_key = _key(title) if title else None
+    dead = blocks.dead()
+    tags, nodes = blocks.tags, blocks.nodes
+    for i in range(root + 1, blocks.ends[root]):
+        tag = tags[i]
+        if dead[i] or tag not in _PRUNE_TAGS:
+            continue
+        count = words[i]
+        if tag == "h1":
+            # The headline is metadata, not body; an h1 that is not the headline but is
+            # short is a section label of the page template.
+            if title_key is None or count < 25 or _key(nodes[i].text()) == title_key:
+                blocks.remove(i)
+        elif (0 < count <= _SHORT_WORDS and _SHORT_BOILERPLATE.match(nodes[i].text().strip())) or (
+            tag in _LINK_LIST_TAGS
+            and 0 < count < _LINK_LIST_MAX_WORDS
+            and links[i] > _BLOCK_LINK_DENSITY * count
+        ):
+            blocks.remove(i)
 
 
 def _key(text: str) -> str:

@@ -2,9 +2,8 @@
 class or id names them as chrome (share bars, newsletter boxes, related lists, comments,
 consent banners, ads, navigation), in the spirit of trafilatura's class/id pruning.
 
-All removals go through ``decompose_all`` in reverse document order, so a node is never
-touched after an ancestor's removal freed it; every nested ``text()`` measurement is
-bounded by a ``TextBudget`` so that pathological nesting stays near-linear.
+Removals are recorded on the page's ``Blocks`` index and applied to the tree once, after
+the content is chosen; sizes come from the index, so no text is read twice.
 """
 
 from __future__ import annotations
@@ -14,8 +13,11 @@ from functools import lru_cache
 
 from selectolax.lexbor import LexborNode
 
+from ingest.extract.blocks import Blocks
+
 # The protected walk goes at most this many levels up from each marker.
 _MAX_MARKER_LEVELS = 96
+_MARKERS = "h1, [itemprop='articleBody'], article"
 
 # Never content, removed with everything inside them. <form> is handled apart: some CMSes
 # (ASP.NET WebForms) wrap the whole page in one. Photo captions (figcaption) go too: both
@@ -234,13 +236,12 @@ def decompose_all(nodes: list[LexborNode]) -> None:
 
 
 def remove_junk(body: LexborNode) -> None:
+    """Remove never-content elements (``_JUNK``) and forms, before the page is indexed.
+
+    They are half the elements of a typical page (svg paths, scripts, menus), so removing
+    them in C first halves the work of every later pass.
+    """
     decompose_all(body.css(_JUNK))
-    hidden = body.css(_HIDDEN)
-    if hidden:
-        keep = protected_nodes(body)
-        limit = _HIDDEN_MAX_SHARE * len(body.text().split())
-        # Only protected nodes (the h1's ancestors, a few dozen) have their text measured.
-        decompose_all([n for n in hidden if n.mem_id not in keep or len(n.text().split()) <= limit])
     for form in reversed(body.css("form")):
         # A form that holds paragraphs is a page-wrapping form: keep what is inside.
         if form.css_first("p") is not None:
@@ -249,80 +250,77 @@ def remove_junk(body: LexborNode) -> None:
             form.decompose()
 
 
-def protected_nodes(body: LexborNode) -> set[int]:
-    """Nodes never removed as boilerplate: the article marker and all its ancestors.
+def remove_hidden(blocks: Blocks, body: LexborNode) -> None:
+    """Remove hidden and landmark-marked blocks (``_HIDDEN``), unless they hold the page."""
+    hidden = blocks.numbers(body.css(_HIDDEN))
+    if hidden:
+        keep = protected_blocks(blocks, body)
+        words, _ = blocks.sums()
+        limit = _HIDDEN_MAX_SHARE * words[0]
+        for i in hidden:
+            if i not in keep or words[i] <= limit:
+                blocks.remove(i)
+
+
+def protected_blocks(blocks: Blocks, body: LexborNode) -> set[int]:
+    """Elements never removed as boilerplate: the article markers and their ancestors.
 
     A page wrapper with class "has-sidebar" or "post author-12" must not take the article
-    with it.
+    with it. Markers already removed (an h1 in a nav) do not count.
     """
-    keep: set[int] = {body.mem_id}
-    for marker in body.css("h1, [itemprop='articleBody'], article")[:8]:
-        node: LexborNode | None = marker
-        levels = 0
-        while node is not None and levels < _MAX_MARKER_LEVELS and node.mem_id not in keep:
-            keep.add(node.mem_id)
-            node = node.parent
-            levels += 1
+    keep: set[int] = {0}
+    dead = blocks.dead()
+    markers = [i for i in blocks.numbers(body.css(_MARKERS)) if not dead[i]]
+    for marker in markers[:8]:
+        keep.update(blocks.ancestors(marker)[:_MAX_MARKER_LEVELS])
     return keep
 
 
-def remove_boilerplate(root: LexborNode, *, protected: set[int]) -> None:
-    # LexborNode equality compares serialisations (slow): compare mem_id instead.
-    protected = protected | {root.mem_id}
-    doomed = []
-    page_words = 0
-    budget = TextBudget(root)
-    for node in root.css("[class], [id]"):
-        attrs = node.attrs
-        value = f"{attrs.sget('class')} {attrs.sget('id')}"
-        if node.mem_id in protected:
+def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> None:
+    """Remove the blocks under ``root`` whose class or id names them as boilerplate."""
+    words, _ = blocks.sums()
+    page_words = words[root]
+    nodes = blocks.nodes
+    for i in blocks.numbers(nodes[root].css("[class], [id]")):
+        if i in protected or i == root:
             continue
-        verdict = _boilerplate(value)
-        if verdict == "weak":
-            page_words = page_words or len(root.text().split())
-            if not budget.left():
-                continue  # pathological nesting: keep the rest rather than measure it
-            text = node.text()
-            budget.spend(text)
-            if len(text.split()) > _WEAK_SHARE * page_words:
-                continue
+        attrs = nodes[i].attributes
+        verdict = _boilerplate(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+        if verdict == "weak" and words[i] > _WEAK_SHARE * page_words:
+            continue
         if verdict:
-            doomed.append(node)
-    decompose_all(doomed)
+            blocks.remove(i)
 
 
-@lru_cache(maxsize=8192)
 def _boilerplate(value: str) -> str:
     """ "strong" or "weak" if a class/id value names boilerplate, else ""."""
-    lowered = value.lower()
-    if not _BOILERPLATE_EXACT.isdisjoint(lowered.split()):
-        return "strong"
-    if lowered == value:  # no capitals, so no camelCase humps to split at
-        all_words = set(_LOWER_WORD.findall(lowered))
-    else:
-        all_words = {w.lower() for w in _WORD.findall(value)}
-    words = _BOILERPLATE_WORDS & all_words
-    if not words:
+    found: frozenset[str] = frozenset()
+    content = False
+    for token in value.split():
+        exact, words, names_content = _token(token)
+        if exact:
+            return "strong"
+        found |= words
+        content = content or names_content
+    if not found:
         return ""
-    if words <= _WEAK_WORDS or not _CONTENT_WORDS.isdisjoint(all_words):
+    if found <= _WEAK_WORDS or content:
         return "weak"
     return "strong"
 
 
-class TextBudget:
-    """Bounds the text re-read by nested ``text()`` calls to a multiple of the page text.
+@lru_cache(maxsize=65536)
+def _token(token: str) -> tuple[bool, frozenset[str], bool]:
+    """One class/id token: is it an exact marker, its boilerplate words, names it content?
 
-    Normal pages nest a paragraph a dozen levels deep, so each character is read about
-    that many times; 50,000 nested divs would read it 50,000 times.
+    Tokens repeat across pages ("container", "col-md-8"), whole class values much less,
+    so this is the level worth caching.
     """
-
-    __slots__ = ("_left",)
-
-    def __init__(self, root: LexborNode) -> None:
-        self._left = 40 * len(root.text()) + 100_000
-
-    def left(self) -> bool:
-        return self._left > 0
-
-    def spend(self, text: str) -> None:
-        self._left -= len(text)
+    lowered = token.lower()
+    if lowered in _BOILERPLATE_EXACT:
+        return True, frozenset(), False
+    if lowered == token:  # no capitals, so no camelCase humps to split at
+        words = set(_LOWER_WORD.findall(lowered))
+    else:
+        words = {w.lower() for w in _WORD.findall(token)}
+    return False, frozenset(_BOILERPLATE_WORDS & words), not _CONTENT_WORDS.isdisjoint(words)
