@@ -16,6 +16,7 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser
 
 from ingest.errors import ExtractError
+from ingest.extract.blocks import count_words
 from ingest.extract.body import find_content
 from ingest.extract.decode import utf8_bytes
 from ingest.extract.limits import flatten_deep_nesting
@@ -53,7 +54,7 @@ def extract(
     root = find_content(tree, rules=rules, title=meta.title, url=url)
     rendered = render(root, base=base)
     text = rendered.text
-    if len(text.split()) < _MIN_WORDS:
+    if count_words(text) < _MIN_WORDS:
         raise ExtractError(f"extract: no article body found: {where}")
     return _extraction(meta, text=text, html=sanitize(root, base=base), markdown=rendered.markdown)
 

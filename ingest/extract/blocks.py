@@ -17,9 +17,14 @@ Words are counted per text node, so ``wor<b>ld</b>`` counts two: close enough fo
 
 from __future__ import annotations
 
+import re
+
 from selectolax.lexbor import LexborNode
 
 _TEXT = "-text"
+# Chinese and Japanese are written without spaces: about two characters make a word.
+# (Korean separates words with spaces, so Hangul is not here.)
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class Blocks:
@@ -31,6 +36,7 @@ class Blocks:
         "_sums",
         "ends",
         "index",
+        "linked",
         "nodes",
         "own",
         "own_links",
@@ -46,6 +52,7 @@ class Blocks:
         self.own: list[int] = []  # words of the element's direct text
         self.own_links: list[int] = []  # of those, words inside a link
         self.index: dict[int, int] = {}  # mem_id -> element number
+        self.linked: list[bool] = []  # the element is a link or inside one
         self.removed: list[bool] = []
         self._cuts: list[LexborNode] = []  # nodes removed with their following siblings
         self._sums: tuple[list[int], list[int]] | None = None  # cached until a removal
@@ -61,11 +68,11 @@ class Blocks:
             self.own,
             self.own_links,
         )
-        in_link: list[bool] = []
+        in_link = self.linked
         for node in root.traverse(include_text=True):
             tag = node.tag or ""
             if tag == _TEXT:
-                words = len((node.text_content or "").split())
+                words = count_words(node.text_content or "")
                 if words:
                     owner = index.get(_parent_id(node), -1)
                     if owner >= 0:
@@ -139,6 +146,14 @@ class Blocks:
         self._sums = (words, links)
         return self._sums
 
+    def children(self) -> list[list[int]]:
+        """Per element, its child elements in document order."""
+        children: list[list[int]] = [[] for _ in self.tags]
+        for i, parent in enumerate(self.parents):
+            if parent >= 0:
+                children[parent].append(i)
+        return children
+
     def following_siblings(self, i: int) -> list[int]:
         """Elements after ``i`` under the same parent (``i`` itself excluded)."""
         parent = self.parents[i]
@@ -178,6 +193,14 @@ class Blocks:
         for i in range(len(dead) - 1, 0, -1):
             if self.removed[i] and not dead[parents[i]]:
                 self.nodes[i].decompose()
+
+
+def count_words(text: str) -> int:
+    """Whitespace-separated words, plus one word per two Chinese or Japanese characters."""
+    words = len(text.split())
+    if not text.isascii():
+        words += len(_UNSPACED.findall(text)) // 2
+    return words
 
 
 def _parent_id(node: LexborNode) -> int:

@@ -28,6 +28,7 @@ from ingest.extract.clean import (
     remove_hidden,
     remove_junk,
 )
+from ingest.extract.teasers import remove_teasers
 from ingest.models import ExtractRules
 
 # Text units: elements whose text is scored. <p>-like units take their whole text; the
@@ -135,6 +136,7 @@ def find_content(
             blocks.apply()
             return blocks.nodes[chosen[0]]
     remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
+    remove_teasers(blocks, url=url)
     root = _best_container(blocks, body, url)
     _prune(blocks, root, title)
     blocks.apply()

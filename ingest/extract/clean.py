@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from selectolax.lexbor import LexborNode
 
-from ingest.extract.blocks import Blocks
+from ingest.extract.blocks import Blocks, count_words
 
 # The protected walk goes at most this many levels up from each marker.
 _MAX_MARKER_LEVELS = 96
@@ -25,19 +25,28 @@ _MARKERS = "h1, [itemprop='articleBody'], article"
 # precision from 0.90 to 0.93 at no cost in recall).
 _JUNK = (
     "script, style, noscript, template, iframe, frame, frameset, object, embed, applet, svg, "
-    "canvas, math, button, input, select, textarea, option, label, nav, aside, footer, "
-    "dialog, menu, link, meta, audio, video, map, area, figcaption"
+    "canvas, math, button, input, select, textarea, option, label, link, meta, audio, "
+    "video, map, area, figcaption, xmp, noembed, noframes, plaintext"
 )
-# Hidden or landmark-marked blocks are usually menus, modals and off-canvas panels, but
-# some pages hide the whole page until a script reveals it ("body > div[hidden]",
-# style="display:none" on the wrapper): those are kept when they hold the headline or
-# the article element *and* most of the text (a hidden mobile header has an h1 too).
+# Page furniture by tag. Removed too, unless one holds most of the page's text: an
+# unclosed <aside> near the top of a page swallows the article (the parser nests the
+# rest of the page inside it). Only landmarks of this many words are measured further.
+_LANDMARKS = "nav, aside, footer, dialog, menu"
+_LANDMARK_MAX_SHARE = 0.5
+_LANDMARK_SUSPECT_WORDS = 200
+# Hidden or landmark-marked blocks are usually menus and off-canvas panels, but some
+# pages hide the whole page until a script reveals it ("body > div[hidden]",
+# style="display:none" on the wrapper, React's streamed <div hidden id="S:1">): those are
+# kept when they hold most of the text.
 _HIDDEN_MAX_SHARE = 0.5
 _HIDDEN = (
     "[hidden], [aria-hidden='true'], [role='navigation'], [role='complementary'], "
-    "[role='contentinfo'], [role='banner'], [role='dialog'], [role='alert'], "
-    "[style*='display:none' i], [style*='display: none' i]"
+    "[role='contentinfo'], [role='banner'], [style*='display:none' i], "
+    "[style*='display: none' i]"
 )
+# Modals (cookie settings, sign-up prompts) go whatever their size: one cookie dialog
+# holds half the words of a short review page.
+_DIALOGS = "[role='dialog'], [role='alertdialog'], [role='alert'], [aria-modal='true']"
 
 # Words in class/id values that mark boilerplate blocks. A value is split into words at
 # separators and camelCase humps ("shareButtons" -> share, buttons) and a block goes if any
@@ -242,6 +251,11 @@ def remove_junk(body: LexborNode) -> None:
     them in C first halves the work of every later pass.
     """
     decompose_all(body.css(_JUNK))
+    landmarks = [(node, count_words(node.text())) for node in body.css(_LANDMARKS)]
+    if any(words >= _LANDMARK_SUSPECT_WORDS for _, words in landmarks):
+        limit = _LANDMARK_MAX_SHARE * count_words(body.text())
+        landmarks = [(node, words) for node, words in landmarks if words <= limit]
+    decompose_all([node for node, _ in landmarks])
     for form in reversed(body.css("form")):
         # A form that holds paragraphs is a page-wrapping form: keep what is inside.
         if form.css_first("p") is not None:
@@ -252,13 +266,14 @@ def remove_junk(body: LexborNode) -> None:
 
 def remove_hidden(blocks: Blocks, body: LexborNode) -> None:
     """Remove hidden and landmark-marked blocks (``_HIDDEN``), unless they hold the page."""
+    for i in blocks.numbers(body.css(_DIALOGS)):
+        blocks.remove(i)
     hidden = blocks.numbers(body.css(_HIDDEN))
     if hidden:
-        keep = protected_blocks(blocks, body)
         words, _ = blocks.sums()
         limit = _HIDDEN_MAX_SHARE * words[0]
         for i in hidden:
-            if i not in keep or words[i] <= limit:
+            if words[i] <= limit:
                 blocks.remove(i)
 
 

@@ -1,0 +1,84 @@
+"""Teaser lists: runs of cards (a headline link and a short excerpt) for other stories.
+
+Recirculation blocks ("More in Sports", "Latest news", the right rail, "Você pode
+gostar") are made of cards whose excerpts are real prose, so paragraph scoring credits
+them like article text, and link density misses them because the excerpt outweighs the
+headline. Their shape gives them away: several sibling blocks, each short, each opening
+with a link of a few words to another page of the same site. An article's paragraphs
+rarely open with a link, and a list of products or sources links to other sites.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from ingest.extract.blocks import Blocks
+
+# A card: a block of 4-120 words (a headline, perhaps a byline, an excerpt of a sentence
+# or two) whose first text is a link of at least 3 words.
+_CARD_MIN_WORDS = 4
+_CARD_MAX_WORDS = 120
+_HEADLINE_MIN_WORDS = 3
+# A teaser list: at least 3 sibling cards holding most of their parent's text.
+_MIN_CARDS = 3
+_CARDS_SHARE = 0.6
+# Paragraph-level elements are text, not cards (a paragraph may open with a link).
+_TEXT_TAGS = frozenset({"p", "pre", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "a"})
+
+
+def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
+    """Remove the cards of every teaser list in the page."""
+    words, _ = blocks.sums()
+    dead = blocks.dead()
+    site = _site(url) if url else None
+    doomed: list[int] = []
+    for parent, kids in enumerate(blocks.children()):
+        if len(kids) < _MIN_CARDS or dead[parent]:
+            continue
+        cards = [k for k in kids if _is_card(blocks, k, words, site)]
+        if (
+            len(cards) >= _MIN_CARDS
+            and sum(words[k] for k in cards) >= _CARDS_SHARE * words[parent]
+        ):
+            doomed.extend(cards)
+    for card in doomed:
+        blocks.remove(card)
+
+
+def _is_card(blocks: Blocks, i: int, words: list[int], site: str | None) -> bool:
+    if blocks.tags[i] in _TEXT_TAGS or not _CARD_MIN_WORDS <= words[i] <= _CARD_MAX_WORDS:
+        return False
+    headline = _first_text_link(blocks, i)
+    if headline < 0 or words[headline] < _HEADLINE_MIN_WORDS:
+        return False
+    return site is None or _same_site(blocks.nodes[headline].attributes.get("href"), site)
+
+
+def _first_text_link(blocks: Blocks, i: int) -> int:
+    """The link holding the first text of element ``i``'s subtree, or -1."""
+    own, removed = blocks.own, blocks.removed
+    for j in range(i, blocks.ends[i]):
+        if removed[j]:
+            return -1  # keep it simple: a card has nothing removed before its headline
+        if own[j]:
+            if not blocks.linked[j]:
+                return -1
+            while blocks.tags[j] != "a":
+                j = blocks.parents[j]
+            return j
+    return -1
+
+
+def _site(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return ".".join(host.split(".")[-2:])
+
+
+def _same_site(href: str | None, site: str) -> bool:
+    if not href:
+        return False
+    try:
+        host = urlsplit(href.strip()).hostname
+    except ValueError:
+        return False
+    return host is None or host == site or host.endswith("." + site)
