@@ -66,6 +66,7 @@ _BLOCK_LINK_DENSITY = 0.55
 _TAIL_TAGS = frozenset({"h2", "h3", "h4", "h5", "h6", "strong", "b", "p", "div", "span"})
 _TAIL_HEADING_MAX_CHARS = 60
 _TAIL_HEADING_MAX_WORDS = 12
+_PARAGRAPHS = frozenset({"p", "pre", "blockquote", "h2", "h3", "h4", "h5", "h6", "br", "hr"})
 _TAIL_MAX_SHARE = 0.3
 # Headings that open recirculation blocks, in the languages we have seen them in.
 _RELATED_HEADING = re.compile(
@@ -103,7 +104,7 @@ _LINK_LIST_TAGS = frozenset(
 _LINK_LIST_MAX_WORDS = 80
 _PRUNE_TAGS = _LINK_LIST_TAGS | {"h1", "figure"}
 _SHORT_BOILERPLATE = re.compile(
-    r"^\W*(advertisement|advertising|ad|sponsored|"
+    r"^\W*(advertisement|advertising|advert|ad|sponsored|"
     r"share( this( article| story| post)?)?( on \w+)?|tweet|"
     r"email|print|read more|more|related( articles| stories| posts| content)?|see also|"
     r"recommended( for you)?|most (read|popular|viewed)|sign up|subscribe( now)?|"
@@ -212,12 +213,30 @@ def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
         text = nodes[i].text()
         if len(text) > _TAIL_HEADING_MAX_CHARS or not _RELATED_HEADING.match(text.strip()):
             continue
-        tail = [i, *blocks.following_siblings(i)]
-        if sum(words[j] for j in tail) <= _TAIL_MAX_SHARE * words[root]:
+        siblings = blocks.following_siblings(i)
+        tail_words = words[i] + sum(words[j] for j in siblings)
+        if tail_words <= _TAIL_MAX_SHARE * words[root] or _repeated(
+            blocks, [j for j in siblings if words[j]]
+        ):
             blocks.cut_from(i)
             return True
         return False
     return False
+
+
+def _repeated(blocks: Blocks, siblings: list[int]) -> bool:
+    """Are these at least two blocks of one kind (same tag and class), not paragraphs?
+
+    After a "You may also like" heading, a run of look-alike blocks is a list of other
+    stories however long their excerpts are; the article's own paragraphs are not alike.
+    """
+    if len(siblings) < 2 or blocks.tags[siblings[0]] in _PARAGRAPHS:
+        return False
+    tags = {blocks.tags[j] for j in siblings}
+    if tags == {"article"}:
+        return True
+    classes = {blocks.nodes[j].attributes.get("class") for j in siblings}
+    return len(tags) == 1 and len(classes) == 1 and None not in classes
 
 
 def _prune(blocks: Blocks, root: int, title: str | None) -> None:

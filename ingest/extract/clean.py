@@ -80,6 +80,7 @@ _BOILERPLATE_WORDS = frozenset(
         "membership",
         "support",
         "patreon",
+        "cta",  # call-to-action boxes: "Join us", "Become a member"
         # related / recommended / most-read lists, recirculation
         "related",
         "recommended",
@@ -177,6 +178,7 @@ _BOILERPLATE_WORDS = frozenset(
 # page's text.
 _WEAK_WORDS = frozenset(
     {
+        "cta",  # "above-cta" wraps a whole article on one CMS
         "author",
         "bio",
         "meta",

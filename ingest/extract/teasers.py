@@ -49,23 +49,43 @@ def _is_card(blocks: Blocks, i: int, words: list[int], site: str | None) -> bool
     if blocks.tags[i] in _TEXT_TAGS or not _CARD_MIN_WORDS <= words[i] <= _CARD_MAX_WORDS:
         return False
     headline = _first_text_link(blocks, i)
-    if headline < 0 or words[headline] < _HEADLINE_MIN_WORDS:
+    if headline < 0:
         return False
     return site is None or _same_site(blocks.nodes[headline].attributes.get("href"), site)
 
 
 def _first_text_link(blocks: Blocks, i: int) -> int:
-    """The link holding the first text of element ``i``'s subtree, or -1."""
-    own, removed = blocks.own, blocks.removed
-    for j in range(i, blocks.ends[i]):
+    """The headline link of element ``i``'s subtree, or -1.
+
+    That is the first link of at least ``_HEADLINE_MIN_WORDS`` words, with no text
+    before it but shorter links (a section label such as "White House" above the
+    headline, a "Video" badge).
+    """
+    own, removed, ends, linked, tags, parents = (
+        blocks.own,
+        blocks.removed,
+        blocks.ends,
+        blocks.linked,
+        blocks.tags,
+        blocks.parents,
+    )
+    words, _ = blocks.sums()
+    j = i
+    while j < ends[i]:
         if removed[j]:
-            return -1  # keep it simple: a card has nothing removed before its headline
+            j = ends[j]
+            continue
         if own[j]:
-            if not blocks.linked[j]:
+            if not linked[j]:
                 return -1
-            while blocks.tags[j] != "a":
-                j = blocks.parents[j]
-            return j
+            link = j
+            while tags[link] != "a":
+                link = parents[link]
+            if words[link] >= _HEADLINE_MIN_WORDS:
+                return link
+            j = ends[link]
+            continue
+        j += 1
     return -1
 
 
