@@ -28,6 +28,7 @@ from ingest.extract.clean import (
     remove_hidden,
     remove_junk,
 )
+from ingest.extract.furniture import FURNITURE_MAX_WORDS, is_furniture, is_related_heading
 from ingest.extract.teasers import remove_teasers
 from ingest.models import ExtractRules
 
@@ -68,19 +69,6 @@ _TAIL_HEADING_MAX_CHARS = 60
 _TAIL_HEADING_MAX_WORDS = 12
 _PARAGRAPHS = frozenset({"p", "pre", "blockquote", "h2", "h3", "h4", "h5", "h6", "br", "hr"})
 _TAIL_MAX_SHARE = 0.3
-# Headings that open recirculation blocks, in the languages we have seen them in.
-_RELATED_HEADING = re.compile(
-    r"^\W*(related( articles| stories| posts| content| news| reading)?|"
-    r"(you|we think you) (may|might|will) (also )?(like|enjoy)|more (from|stories|on|in) .{0,30}|"
-    r"recommended( for you| reading| stories)?|read (more|next|also)|most (read|popular|viewed)|"
-    r"(latest|popular|trending|top) (stories|news|posts|articles)|our latest stories|"
-    r"see also|also read|don.t miss|keep reading|up next|"
-    r"você (também )?pode gostar|leia (também|mais)|veja também|"
-    r"te puede interesar|también te puede interesar|lee también|relacionad[oa]s|"
-    r"à lire aussi|sur le même sujet|lire aussi|mehr zum thema|das könnte sie auch interessieren|"
-    r"leggi anche|potrebbe interessarti)\W*$",
-    re.IGNORECASE,
-)
 _LINK_LIST_TAGS = frozenset(
     {
         "ul",
@@ -103,17 +91,6 @@ _LINK_LIST_TAGS = frozenset(
 )
 _LINK_LIST_MAX_WORDS = 80
 _PRUNE_TAGS = _LINK_LIST_TAGS | {"h1", "figure"}
-_SHORT_BOILERPLATE = re.compile(
-    r"^\W*(advertisement|advertising|advert|ad|sponsored|"
-    r"share( this( article| story| post)?)?( on \w+)?|tweet|"
-    r"email|print|read more|more|related( articles| stories| posts| content)?|see also|"
-    r"recommended( for you)?|most (read|popular|viewed)|sign up|subscribe( now)?|"
-    r"continue reading|click here.*|follow us.*|comments?|leave a (comment|reply)|"
-    r"skip to (main )?content|loading\W*|image|photo|video|listen|copy link|"
-    r"share (via|on) .*)\W*$",
-    re.IGNORECASE,
-)
-_SHORT_WORDS = 8
 
 
 def find_content(
@@ -211,7 +188,7 @@ def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
         if dead[i] or tags[i] not in _TAIL_TAGS or not 0 < words[i] <= _TAIL_HEADING_MAX_WORDS:
             continue
         text = nodes[i].text()
-        if len(text) > _TAIL_HEADING_MAX_CHARS or not _RELATED_HEADING.match(text.strip()):
+        if len(text) > _TAIL_HEADING_MAX_CHARS or not is_related_heading(text):
             continue
         siblings = blocks.following_siblings(i)
         tail_words = words[i] + sum(words[j] for j in siblings)
@@ -257,7 +234,7 @@ def _prune(blocks: Blocks, root: int, title: str | None) -> None:
             # short is a section label of the page template.
             if title_key is None or count < 25 or _key(nodes[i].text()) == title_key:
                 blocks.remove(i)
-        elif (0 < count <= _SHORT_WORDS and _SHORT_BOILERPLATE.match(nodes[i].text().strip())) or (
+        elif (0 < count <= FURNITURE_MAX_WORDS and is_furniture(nodes[i].text(), count)) or (
             tag in _LINK_LIST_TAGS
             and 0 < count < _LINK_LIST_MAX_WORDS
             and links[i] > _BLOCK_LINK_DENSITY * count
