@@ -55,26 +55,21 @@ _NOTICE = re.compile(
 # A dateline: nothing but a date, a time and the words around them ("Published Monday,
 # November 18, 2019 8:22AM EST", "PUBLISHED: 10:48, Tue, Nov 19, 2019 | UPDATED: ...",
 # "segunda-feira, 22 de janeiro de 2018 às 0:13"). The article's dates are metadata.
-_DATE_WORDS = frozenset(
-    (
-        "jan january feb february mar march apr april may jun june jul july aug august sep "
-        "sept september oct october nov november dec december "
-        "mon monday tue tues tuesday wed wednesday thu thur thurs thursday fri friday sat "
-        "saturday sun sunday "
-        "janeiro fevereiro março abril maio junho julho agosto setembro outubro novembro "
-        "dezembro segunda terça quarta quinta sexta feira sábado domingo "
-        "enero febrero marzo mayo junio julio septiembre octubre noviembre diciembre lunes "
-        "martes miércoles jueves viernes "
-        "janvier février mars avril mai juin juillet août septembre octobre décembre lundi "
-        "mardi mercredi jeudi vendredi samedi dimanche "
-        "januar februar märz juni juli oktober dezember montag dienstag mittwoch donnerstag "
-        "freitag samstag sonntag "
-        "published updated posted modified last first on at am pm a m p de do às à le du am "
-        "um publicado atualizado actualizado publié mis jour veröffentlicht aktualisiert "
-        "st nd rd th gmt utc est edt cst cdt mst mdt pst pdt et pt ct bst cet cest ist aest "
-        "h min hrs ago"
-    ).split()
-)
+_DATE_VOCABULARY = """
+jan january feb february mar march apr april may jun june jul july aug august sep sept
+september oct october nov november dec december mon monday tue tues tuesday wed
+wednesday thu thur thurs thursday fri friday sat saturday sun sunday janeiro fevereiro
+março abril maio junho julho agosto setembro outubro novembro dezembro segunda terça
+quarta quinta sexta feira sábado domingo enero febrero marzo mayo junio julio
+septiembre octubre noviembre diciembre lunes martes miércoles jueves viernes janvier
+février mars avril mai juin juillet août septembre octobre décembre lundi mardi
+mercredi jeudi vendredi samedi dimanche januar februar märz juni juli oktober dezember
+montag dienstag mittwoch donnerstag freitag samstag sonntag published updated posted
+modified last first on at am pm a m p de do às à le du am um publicado atualizado
+actualizado publié mis jour veröffentlicht aktualisiert st nd rd th gmt utc est edt cst
+cdt mst mdt pst pdt et pt ct bst cet cest ist aest h min hrs ago
+"""
+_DATE_WORDS = frozenset(_DATE_VOCABULARY.split())
 _TOKEN = re.compile(r"[^\W\d_]+|\d+")
 
 
