@@ -28,21 +28,26 @@ _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 
 
 class Blocks:
-    """Per-element facts of the subtree under ``root`` (element 0)."""
+    """Per-element facts of the subtree under ``root`` (element 0).
+
+    ``words`` and ``links`` are live: removing an element subtracts its words from its
+    ancestors (a walk up, not a pass over the page), and ``dead`` marks its subtree.
+    """
 
     __slots__ = (
         "_cuts",
         "_dead",
-        "_sums",
         "ends",
         "index",
         "linked",
+        "links",
         "nodes",
         "own",
         "own_links",
         "parents",
         "removed",
         "tags",
+        "words",
     )
 
     def __init__(self, root: LexborNode) -> None:
@@ -53,45 +58,53 @@ class Blocks:
         self.own_links: list[int] = []  # of those, words inside a link
         self.index: dict[int, int] = {}  # mem_id -> element number
         self.linked: list[bool] = []  # the element is a link or inside one
-        self.removed: list[bool] = []
         self._cuts: list[LexborNode] = []  # nodes removed with their following siblings
-        self._sums: tuple[list[int], list[int]] | None = None  # cached until a removal
-        self._dead: list[bool] | None = None
         self._read(root)
+        count = len(self.tags)
+        self.removed = [False] * count
+        self._dead = [False] * count
         self.ends = self._ends()
+        self.words, self.links = self._sums()
 
     def _read(self, root: LexborNode) -> None:
-        index, tags, parents, own, own_links = (
+        index, tags, parents, own, own_links, nodes = (
             self.index,
             self.tags,
             self.parents,
             self.own,
             self.own_links,
+            self.nodes,
         )
         in_link = self.linked
-        for node in root.traverse(include_text=True):
-            tag = node.tag or ""
+        unspaced = _UNSPACED.findall
+        for node in root.traverse(include_text=True, skip_empty=True):
+            tag = node.tag
             if tag == _TEXT:
-                words = count_words(node.text_content or "")
+                text = node.text_content
+                if not text:
+                    continue
+                words = len(text.split())
+                if not text.isascii():
+                    words += len(unspaced(text)) // 2
                 if words:
-                    owner = index.get(_parent_id(node), -1)
+                    # A text node always has a parent element here (it is under root).
+                    owner = index.get(node.parent.mem_id, -1)  # type: ignore[union-attr]
                     if owner >= 0:
                         own[owner] += words
                         if in_link[owner]:
                             own_links[owner] += words
                 continue
-            if tag.startswith(("-", "!")):  # comments, doctype
+            if not tag or tag[0] in "-!":  # comments, doctype
                 continue
             number = len(tags)
             parent = index.get(_parent_id(node), -1) if number else -1
             index[node.mem_id] = number
-            self.nodes.append(node)
+            nodes.append(node)
             tags.append(tag)
             parents.append(parent)
             own.append(0)
             own_links.append(0)
             in_link.append(tag == "a" or (parent >= 0 and in_link[parent]))
-        self.removed = [False] * len(tags)
 
     def _ends(self) -> list[int]:
         ends = list(range(1, len(self.tags) + 1))
@@ -101,6 +114,15 @@ class Blocks:
             if ends[i] > ends[parent]:
                 ends[parent] = ends[i]
         return ends
+
+    def _sums(self) -> tuple[list[int], list[int]]:
+        words, links = self.own[:], self.own_links[:]
+        parents = self.parents
+        for i in range(len(words) - 1, 0, -1):
+            parent = parents[i]
+            words[parent] += words[i]
+            links[parent] += links[i]
+        return words, links
 
     def __len__(self) -> int:
         return len(self.tags)
@@ -121,30 +143,12 @@ class Blocks:
         return chain
 
     def dead(self) -> list[bool]:
-        """Per element: removed, or inside a removed element."""
-        if self._dead is not None:
-            return self._dead
-        dead = self._dead = self.removed[:]
-        parents = self.parents
-        for i in range(1, len(dead)):
-            if not dead[i] and dead[parents[i]]:
-                dead[i] = True
-        return dead
+        """Per element: removed, or inside a removed element (live)."""
+        return self._dead
 
     def sums(self) -> tuple[list[int], list[int]]:
-        """Per element: words, and words inside links, of its subtree minus removals."""
-        if self._sums is not None:
-            return self._sums
-        words, links = self.own[:], self.own_links[:]
-        parents, removed = self.parents, self.removed
-        for i in range(len(words) - 1, 0, -1):
-            if removed[i]:
-                continue
-            parent = parents[i]
-            words[parent] += words[i]
-            links[parent] += links[i]
-        self._sums = (words, links)
-        return self._sums
+        """Per element: words, and words inside links, of its subtree minus removals (live)."""
+        return self.words, self.links
 
     def children(self) -> list[list[int]]:
         """Per element, its child elements in document order."""
@@ -168,8 +172,20 @@ class Blocks:
         return siblings
 
     def remove(self, i: int) -> None:
+        """Record the removal of element ``i`` and its subtree."""
+        dead = self._dead
+        if dead[i]:
+            return
         self.removed[i] = True
-        self._sums = self._dead = None
+        end = self.ends[i]
+        dead[i:end] = [True] * (end - i)
+        words, links, parents = self.words, self.links, self.parents
+        gone, gone_links = words[i], links[i]
+        j = parents[i]
+        while j >= 0:
+            words[j] -= gone
+            links[j] -= gone_links
+            j = parents[j]
 
     def cut_from(self, i: int) -> None:
         """Remove ``i`` and everything after it under its parent, bare text included."""
@@ -180,8 +196,7 @@ class Blocks:
 
     def apply(self) -> None:
         """Remove the recorded elements from the Lexbor tree."""
-        dead = self.dead()
-        parents = self.parents
+        dead, parents, removed, nodes = self._dead, self.parents, self.removed, self.nodes
         for node in self._cuts:
             # Bare text after a cut point belongs to the cut too.
             sibling = node.next
@@ -191,8 +206,8 @@ class Blocks:
                     sibling.decompose()
                 sibling = following
         for i in range(len(dead) - 1, 0, -1):
-            if self.removed[i] and not dead[parents[i]]:
-                self.nodes[i].decompose()
+            if removed[i] and not dead[parents[i]]:
+                nodes[i].decompose()
 
 
 def count_words(text: str) -> int:

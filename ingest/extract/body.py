@@ -38,11 +38,17 @@ from ingest.models import ExtractRules
 _UNIT_DEEP = frozenset({"p", "pre", "h2", "h3", "h4", "h5", "h6", "li", "dd", "td", "blockquote"})
 _UNIT_TAGS = _UNIT_DEEP | {"div", "section", "article", "main", "span", "font"}
 # Semantic containers that say "this is the article"; they get a bonus, not a free pass.
-_ARTICLE_HINT = (
-    "article, main, [itemprop='articleBody'], [itemprop='text'], [role='main'], "
-    "[class*='article-body' i], [class*='articlebody' i], [class*='article__body' i], "
-    "[class*='entry-content' i], [class*='post-content' i], [class*='post-body' i], "
-    "[class*='story-body' i], [class*='article-content' i], [class*='content-body' i]"
+_HINT_TAGS = frozenset({"article", "main"})
+_HINT_CLASSES = (
+    "article-body",
+    "articlebody",
+    "article__body",
+    "entry-content",
+    "post-content",
+    "post-body",
+    "story-body",
+    "article-content",
+    "content-body",
 )
 # A paragraph shorter than this (in words) is not evidence of an article by itself:
 # datelines, captions, button labels and menu items are short. Readability uses 25 chars.
@@ -115,7 +121,7 @@ def find_content(
             return blocks.nodes[chosen[0]]
     remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
     remove_teasers(blocks, url=url)
-    root = _best_container(blocks, body, url)
+    root = _best_container(blocks, url)
     _prune(blocks, root, title)
     blocks.apply()
     return blocks.nodes[root]
@@ -153,24 +159,34 @@ def _credit(blocks: Blocks, words: list[int], links: list[int]) -> dict[int, flo
     return credit
 
 
-def _best_container(blocks: Blocks, body: LexborNode, url: str | None) -> int:
+def _best_container(blocks: Blocks, url: str | None) -> int:
     words, links = blocks.sums()
     credit = _credit(blocks, words, links)
     if not credit:
         raise ExtractError(f"extract: no article body found: {url or '<no url>'}")
     top = max(credit.values())
-    hinted = set(blocks.numbers(body.css(_ARTICLE_HINT)))
     best, best_score = 0, float("-inf")
     # Only containers holding a fair share of all prose can be the article.
     for i, good in credit.items():
         if good < 0.4 * top:
             continue
         score = good - _CLUTTER_WEIGHT * max(0.0, words[i] - good)
-        if i in hinted:
+        if _hinted(blocks, i):
             score *= _HINT_BONUS
         if score > best_score:
             best, best_score = i, score
     return best
+
+
+def _hinted(blocks: Blocks, i: int) -> bool:
+    """Does the markup say this element is the article (tag, itemprop, role, class)?"""
+    if blocks.tags[i] in _HINT_TAGS:
+        return True
+    attrs = blocks.nodes[i].attributes
+    if attrs.get("itemprop") in ("articleBody", "text") or attrs.get("role") == "main":
+        return True
+    classes = (attrs.get("class") or "").lower()
+    return any(hint in classes for hint in _HINT_CLASSES)
 
 
 def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
@@ -234,12 +250,28 @@ def _prune(blocks: Blocks, root: int, title: str | None) -> None:
             # short is a section label of the page template.
             if title_key is None or count < 25 or _key(nodes[i].text()) == title_key:
                 blocks.remove(i)
-        elif (0 < count <= FURNITURE_MAX_WORDS and is_furniture(nodes[i].text(), count)) or (
+        elif (_worth_reading(blocks, i, root) and is_furniture(nodes[i].text(), count)) or (
             tag in _LINK_LIST_TAGS
             and 0 < count < _LINK_LIST_MAX_WORDS
             and links[i] > _BLOCK_LINK_DENSITY * count
         ):
             blocks.remove(i)
+
+
+def _worth_reading(blocks: Blocks, i: int, root: int) -> bool:
+    """Could element ``i`` be furniture that its parent is not? (Its text is read if so.)
+
+    Short blocks are tested against the furniture patterns, but many short elements are
+    an inline part of a long paragraph (a link, a <strong>): those are prose.
+    """
+    words = blocks.words
+    count = words[i]
+    if not 0 < count <= FURNITURE_MAX_WORDS:
+        return False
+    parent = blocks.parents[i]
+    if parent <= root or blocks.tags[parent] not in _PRUNE_TAGS:
+        return True
+    return not (blocks.tags[parent] in _PARAGRAPHS and words[parent] > FURNITURE_MAX_WORDS)
 
 
 def _key(text: str) -> str:

@@ -309,6 +309,7 @@ def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> Non
             blocks.remove(i)
 
 
+@lru_cache(maxsize=16384)
 def _boilerplate(value: str) -> str:
     """ "strong" or "weak" if a class/id value names boilerplate, else ""."""
     found: frozenset[str] = frozenset()
