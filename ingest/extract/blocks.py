@@ -150,14 +150,6 @@ class Blocks:
         """Per element: words, and words inside links, of its subtree minus removals (live)."""
         return self.words, self.links
 
-    def children(self) -> list[list[int]]:
-        """Per element, its child elements in document order."""
-        children: list[list[int]] = [[] for _ in self.tags]
-        for i, parent in enumerate(self.parents):
-            if parent >= 0:
-                children[parent].append(i)
-        return children
-
     def following_siblings(self, i: int) -> list[int]:
         """Elements after ``i`` under the same parent (``i`` itself excluded)."""
         parent = self.parents[i]
@@ -194,8 +186,12 @@ class Blocks:
             self.remove(j)
         self._cuts.append(self.nodes[i])
 
-    def apply(self) -> None:
-        """Remove the recorded elements from the Lexbor tree."""
+    def apply(self, root: int = 0) -> None:
+        """Remove the recorded elements under ``root`` from the Lexbor tree.
+
+        Only the content root's subtree is rendered, so what lies outside it is left as
+        it is (removing it would be wasted work).
+        """
         dead, parents, removed, nodes = self._dead, self.parents, self.removed, self.nodes
         for node in self._cuts:
             # Bare text after a cut point belongs to the cut too.
@@ -205,7 +201,7 @@ class Blocks:
                 if sibling.tag == _TEXT:
                     sibling.decompose()
                 sibling = following
-        for i in range(len(dead) - 1, 0, -1):
+        for i in range(self.ends[root] - 1, root, -1):
             if removed[i] and not dead[parents[i]]:
                 nodes[i].decompose()
 

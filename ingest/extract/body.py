@@ -117,13 +117,13 @@ def find_content(
         chosen = blocks.numbers(_select(body, rules.content_selector, url))
         if chosen:
             remove_boilerplate(blocks, chosen[0], protected=set())
-            blocks.apply()
+            blocks.apply(chosen[0])
             return blocks.nodes[chosen[0]]
     remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
     remove_teasers(blocks, url=url)
     root = _best_container(blocks, url)
     _prune(blocks, root, title)
-    blocks.apply()
+    blocks.apply(root)
     return blocks.nodes[root]
 
 

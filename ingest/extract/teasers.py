@@ -10,6 +10,7 @@ rarely open with a link, and a list of products or sources links to other sites.
 
 from __future__ import annotations
 
+from collections import Counter
 from urllib.parse import urlsplit
 
 from ingest.extract.blocks import Blocks
@@ -32,9 +33,11 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
     dead = blocks.dead()
     site = _site(url) if url else None
     doomed: list[int] = []
-    for parent, kids in enumerate(blocks.children()):
-        if len(kids) < _MIN_CARDS or dead[parent]:
+    child_counts = Counter(blocks.parents)
+    for parent, count in child_counts.items():
+        if count < _MIN_CARDS or parent < 0 or dead[parent]:
             continue
+        kids = [parent + 1, *blocks.following_siblings(parent + 1)]
         cards = [k for k in kids if _is_card(blocks, k, words, site)]
         if (
             len(cards) >= _MIN_CARDS
