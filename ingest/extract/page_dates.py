@@ -1,0 +1,266 @@
+"""When a page says it was published and last modified.
+
+The sources, in the order they are trusted (htmldate, trafilatura's date finder, showed
+the value of each; the code here is our own):
+
+1. Dates declared for machines in ISO 8601: JSON-LD ``datePublished``,
+   ``article:published_time`` and other meta tags (the caller collects them).
+2. A full date in the URL path (/2025/05/21/): news CMSes write the publication day
+   there and never change it, while declared dates are sometimes the last edit.
+3. The byline: dates written around the headline, ``<time>`` elements first (they carry
+   the time and offset), each read with the label before it, so that "Updated 3 May" is
+   taken as the modified date and never as the published one.
+4. Declared dates that are not ISO 8601 ("Jun 24, 2025" in JSON-LD): a template filled
+   in with a display date, often the last time the page was re-published, so the byline
+   outranks them.
+5. Date-named elements (``.post-date``, ``time``) elsewhere, outside navigation, sidebars,
+   footers, comments and related-article lists.
+6. Publication dates in the page's script data (``"publishedAt": "2025-..."``), which
+   client-rendered sites carry even when they print nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ingest.extract.dates import date_from_url, date_label, is_iso_date, parse_date, text_dates
+
+# How far above the headline to look for a printed date, and how much text to read:
+# beyond a few levels or a few thousand characters we are reading the article itself.
+_DATE_LEVELS = 4
+_DATE_TEXT_LIMIT = 3000
+_DATE_SELECTOR = (
+    "time, .date, .published, .post-date, .entry-date, .byline, .dateline, .meta, "
+    "[class*='date' i], [class*='time' i], [itemprop='datePublished']"
+)
+# Date-named elements to read at most, and the longest text one may hold: beyond that
+# it is a container of many things, not a date line.
+_DATE_NODES = 12
+_DATE_NODE_TEXT = 200
+# How much text before a <time> may hold its label ("Updated on", "Published by X on").
+_LABEL_REACH = 60
+# Class, id and itemprop words that say which date an element holds.
+_MODIFIED_NAME = re.compile(r"modif|updat|revis|edited", re.IGNORECASE)
+_PUBLISHED_NAME = re.compile(r"publish|pubdate|posted|entry-date|post-date|created", re.IGNORECASE)
+_INVISIBLE = frozenset({"script", "style", "noscript", "template"})
+# Publication-date keys in script data (Next.js, Nuxt, Apollo state), with an ISO value.
+_SCRIPT_DATE = re.compile(
+    r'"(?:datePublished|publishedAt|published_at|publishDate|publish_date|date_published'
+    r'|firstPublishedAt|first_published_at|postedAt|datePosted|publicationDate)"\s*:\s*'
+    r'"((?:19|20)\d\d-\d\d-\d\d[^"]{0,30})"'
+)
+_SCRIPT_TEXT_LIMIT = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """Date strings a page declares for machines (JSON-LD, meta), most trusted first."""
+
+    published: tuple[str, ...]
+    modified: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageDates:
+    """The page's publication and last-modification times, each with the page's offset."""
+
+    published: datetime | None
+    modified: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """A date seen in the page and what it was labelled as."""
+
+    when: datetime
+    kind: str | None  # "published", "modified" or None
+
+
+def find_dates(
+    tree: LexborHTMLParser, declared: Declared, *, title: str | None, url: str | None
+) -> PageDates:
+    """The published and modified times of the page, from the sources in order."""
+    iso = _first(parse_date(v) for v in declared.published if is_iso_date(v))
+    loose = _first(parse_date(v) for v in declared.published if not is_iso_date(v))
+    byline = _byline(tree, title)
+    named = list(_named_dates(tree))
+    modified = (
+        _first(parse_date(v) for v in declared.modified)
+        or _pick(byline, "modified")
+        or _pick(named, "modified")
+    )
+    published = (
+        iso
+        or date_from_url(url)
+        or _pick(byline, "published")
+        or loose
+        or _script_date(tree)
+        or _pick(named, "published", unlabelled=False)
+        # A page that states only when it was last updated: that is when the version
+        # the reader gets was published, and the best date it offers (htmldate falls
+        # back the same way). It outranks unlabelled dates away from the headline,
+        # which may belong to anything.
+        or modified
+        or _pick(named, "published")
+    )
+    return PageDates(published, modified)
+
+
+def _first(values: Iterable[datetime | None]) -> datetime | None:
+    return next((v for v in values if v is not None), None)
+
+
+def _pick(seen: Iterable[_Seen], kind: str, *, unlabelled: bool = True) -> datetime | None:
+    """The first date labelled ``kind``; else, for "published", the first unlabelled one
+    (a date line without a label is the publication date: updates are announced)."""
+    fallback = None
+    for item in seen:
+        if item.kind == kind:
+            return item.when
+        if item.kind is None and fallback is None:
+            fallback = item.when
+    return fallback if kind == "published" and unlabelled else None
+
+
+def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
+    """Dates printed around the headline, nearest level first.
+
+    Pages nearly always print their date in the header block around the <h1>
+    ("Published on July 18, 2025", "By Jane Roe - Mar 27, 2024"), so the h1's ancestors
+    are read a level at a time, stopping at the first level that names a date.
+    """
+    h1 = _headline(tree, title)
+    node = h1.parent if h1 is not None else None
+    seen: list[_Seen] = []
+    for _ in range(_DATE_LEVELS):
+        if node is None or node.tag in ("body", "html"):
+            break
+        if len(node.text()) > _DATE_TEXT_LIMIT:
+            break
+        seen = [*_time_dates(node.css("time")), *_text_dates(_visible_text(node))]
+        if any(item.kind != "modified" for item in seen):
+            return seen
+        node = node.parent
+    return seen
+
+
+def _headline(tree: LexborHTMLParser, title: str | None) -> LexborNode | None:
+    """The page's headline: the <h1> that reads as the title, else the first <h1>."""
+    body = tree.body
+    if body is None:
+        return None
+    headings = [h for h in body.css("h1")[:10] if h.text().strip()]
+    if not headings:
+        return None
+    key = _key(title or "")
+    if key:
+        for heading in headings:
+            text = _key(heading.text())
+            if text and (text in key or key in text):
+                return heading
+    return headings[0]
+
+
+def _key(text: str) -> str:
+    return re.sub(r"\W+", "", text.casefold())
+
+
+def _time_dates(nodes: Iterable[LexborNode]) -> Iterator[_Seen]:
+    """Dates of <time> elements, labelled by their own names or the text before them."""
+    for node in nodes:
+        attrs = node.attributes
+        when = parse_date(attrs.get("datetime") or attrs.get("content") or node.text())
+        if when is not None:
+            yield _Seen(when, _named_kind(node) or _label_before(node))
+
+
+def _text_dates(text: str) -> Iterator[_Seen]:
+    for found in text_dates(text):
+        yield _Seen(found.when, found.kind)
+
+
+def _named_dates(tree: LexborHTMLParser) -> Iterator[_Seen]:
+    """Dates in date-named elements anywhere on the page.
+
+    Leaving out those inside sidebars, footers or lists of other articles was tried
+    and lost more than it saved: many templates put the article's own date in an
+    <aside>, a <footer> or a "post-sidebar", and those come before the other lists.
+    """
+    body = tree.body
+    if body is None:
+        return
+    for node in body.css(_DATE_SELECTOR)[: _DATE_NODES * 3]:
+        attrs = node.attributes
+        machine = parse_date(attrs.get("datetime") or attrs.get("content"))
+        kind = _named_kind(node)
+        if machine is not None:
+            yield _Seen(machine, kind or _label_before(node))
+            continue
+        text = node.text(separator=" ")
+        if len(text) < _DATE_NODE_TEXT:
+            for found in text_dates(text):
+                yield _Seen(found.when, found.kind or kind or _label_before(node))
+
+
+def _named_kind(node: LexborNode) -> str | None:
+    """What a node's class, id, itemprop or pubdate attribute say its date is."""
+    attrs = node.attributes
+    if "pubdate" in attrs:
+        return "published"
+    names = " ".join(attrs.get(k) or "" for k in ("itemprop", "class", "id"))
+    if _MODIFIED_NAME.search(names):
+        return "modified"
+    if _PUBLISHED_NAME.search(names):
+        return "published"
+    return None
+
+
+def _label_before(node: LexborNode) -> str | None:
+    """The label in the text just before a node ("Updated on" <time>), if any."""
+    parts: list[str] = []
+    size = 0
+    current: LexborNode | None = node
+    for _ in range(3):
+        if current is None:
+            break
+        sibling = current.prev
+        while sibling is not None and size < _LABEL_REACH:
+            text = sibling.text(deep=True) if sibling.tag not in _INVISIBLE else ""
+            parts.append(text)
+            size += len(text.strip())
+            sibling = sibling.prev
+        if size >= _LABEL_REACH:
+            break
+        current = current.parent
+    return date_label(" ".join(reversed(parts))[-_LABEL_REACH:])
+
+
+def _visible_text(node: LexborNode) -> str:
+    """The node's text without script and style contents."""
+    return " ".join(
+        text
+        for child in node.traverse(include_text=True, skip_empty=True)
+        if child.tag == "-text"
+        and (child.parent is None or child.parent.tag not in _INVISIBLE)
+        and (text := child.text(deep=False))
+    )
+
+
+def _script_date(tree: LexborHTMLParser) -> datetime | None:
+    """A publication date in the page's script data, the first in document order."""
+    size = 0
+    for script in tree.css("script"):
+        text = script.text()
+        size += len(text)
+        if size > _SCRIPT_TEXT_LIMIT:
+            return None
+        for match in _SCRIPT_DATE.finditer(text.replace('\\"', '"')):
+            found = parse_date(match.group(1))
+            if found is not None:
+                return found
+    return None
