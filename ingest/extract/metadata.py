@@ -42,6 +42,7 @@ _ARTICLE_TYPES = frozenset(
         "recipe",
     }
 )
+_NESTED_TYPES = frozenset(t for t in _ARTICLE_TYPES if "article" in t or "posting" in t)
 _PUBLISHED_META = (
     "article:published_time",
     "og:article:published_time",
@@ -204,16 +205,28 @@ def _meta_tags(tree: LexborHTMLParser) -> _Meta:
 
 
 def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
-    """The first schema.org article-like object of the page's JSON-LD, or {}."""
+    """The first schema.org article-like object of the page's JSON-LD, or {}.
+
+    Objects at the top, in lists, in @graph and in mainEntity come first; failing those,
+    an article or post nested in any other property (a Blog's ``blogPost``) will do,
+    but not a nested Review, which is a customer's review of a business.
+    """
+    documents = [_load_json(s.text()) for s in tree.css('script[type="application/ld+json"]')]
+    # Some frameworks write their JSON-LD into a meta tag instead of a script.
+    documents += [
+        _load_json(m.attributes.get("content") or "")
+        for m in tree.css('meta[name="script:ld+json"]')
+    ]
     fallback: dict[str, Any] = {}
-    for script in tree.css('script[type="application/ld+json"]'):
-        for item in _ld_items(_load_json(script.text())):
-            types = item.get("@type")
-            names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
-            if names & _ARTICLE_TYPES:
-                return item
-            if not fallback and names & {"webpage", "itempage"}:
-                fallback = item
+    for nested in (False, True):
+        for document in documents:
+            for item in _ld_items(document, nested=nested):
+                types = item.get("@type")
+                names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
+                if names & (_NESTED_TYPES if nested else _ARTICLE_TYPES):
+                    return item
+                if not fallback and names & {"webpage", "itempage"}:
+                    fallback = item
     return fallback
 
 
@@ -231,21 +244,21 @@ def _load_json(text: str) -> Any:
         return None
 
 
-def _ld_items(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-LD document: top level, lists and @graph, breadth first."""
+def _ld_items(data: Any, depth: int = 0, *, nested: bool = False) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON-LD document: top level, lists, @graph and mainEntity, depth
+    first; with ``nested``, also the objects held by any other property."""
     if depth > 4:
         return
     if isinstance(data, list):
         for item in data:
-            yield from _ld_items(item, depth + 1)
+            yield from _ld_items(item, depth + 1, nested=nested)
     elif isinstance(data, dict):
         yield data
-        graph = data.get("@graph")
-        if graph is not None:
-            yield from _ld_items(graph, depth + 1)
-        main = data.get("mainEntity")
-        if isinstance(main, dict):
-            yield from _ld_items(main, depth + 1)
+        keys = data if nested else ("@graph", "mainEntity")
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, dict | list):
+                yield from _ld_items(value, depth + 1, nested=nested)
 
 
 def _ld_str(value: Any) -> str | None:

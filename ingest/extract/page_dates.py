@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -34,6 +35,15 @@ from ingest.extract.dates import date_from_url, date_label, is_iso_date, parse_d
 # beyond a few levels or a few thousand characters we are reading the article itself.
 _DATE_LEVELS = 4
 _DATE_TEXT_LIMIT = 3000
+# Otherwise, how much text around the headline to read: a byline runs to a line or two
+# after it (after a standfirst, sometimes), a dateline or kicker a little before it.
+_AFTER_HEADLINE = 450
+_BEFORE_HEADLINE = 120
+# Headings to compare with the title when looking for the headline.
+_HEADINGS = 20
+# Share of the title's words a heading must hold to be taken for the headline.
+_TITLE_OVERLAP = 0.7
+_WORD = re.compile(r"\w+")
 _DATE_SELECTOR = (
     "time, .date, .published, .post-date, .entry-date, .byline, .dateline, .meta, "
     "[class*='date' i], [class*='time' i], [itemprop='datePublished']"
@@ -55,6 +65,19 @@ _SCRIPT_DATE = re.compile(
     r'"((?:19|20)\d\d-\d\d-\d\d[^"]{0,30})"'
 )
 _SCRIPT_TEXT_LIMIT = 2_000_000
+# Notes that date the page wherever they stand, in the page's footer as often as in its
+# header. "Originally published on 26 Sep 2019" keeps the first date of an evergreen guide
+# re-dated on every update; "Last updated: November 13, 2025" dates pages with no byline.
+_ORIGINALLY = re.compile(
+    r"\b(?:originally|first)\s+(?:published|posted)|ursprünglich\s+veröffentlicht"
+    r"|publié\s+(?:à\s+l'origine|initialement)|publicado\s+originalmente",
+    re.IGNORECASE,
+)
+_LAST_UPDATED = re.compile(
+    r"\b(?:last|page)\s+(?:updated|modified|reviewed)(?:\s+on)?\s*:?|zuletzt\s+aktualisiert"
+    r"|dernière\s+mise\s+à\s+jour|última\s+actualización|ultimo\s+aggiornamento",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,30 +108,50 @@ def find_dates(
     tree: LexborHTMLParser, declared: Declared, *, title: str | None, url: str | None
 ) -> PageDates:
     """The published and modified times of the page, from the sources in order."""
-    iso = _first(parse_date(v) for v in declared.published if is_iso_date(v))
-    loose = _first(parse_date(v) for v in declared.published if not is_iso_date(v))
-    byline = _byline(tree, title)
-    named = list(_named_dates(tree))
+    page = _Page(tree, title)
     modified = (
         _first(parse_date(v) for v in declared.modified)
-        or _pick(byline, "modified")
-        or _pick(named, "modified")
+        or _pick(page.byline, "modified")
+        or _pick(page.named, "modified")
+        or _note(page.text, _LAST_UPDATED)
     )
     published = (
-        iso
+        _first(parse_date(v) for v in declared.published if is_iso_date(v))
         or date_from_url(url)
-        or _pick(byline, "published")
-        or loose
+        or _note(page.text, _ORIGINALLY)
+        or _pick(page.byline, "published")
+        or _first(parse_date(v) for v in declared.published if not is_iso_date(v))
         or _script_date(tree)
-        or _pick(named, "published", unlabelled=False)
+        or _pick(page.named, "published", unlabelled=False)
         # A page that states only when it was last updated: that is when the version
         # the reader gets was published, and the best date it offers (htmldate falls
         # back the same way). It outranks unlabelled dates away from the headline,
         # which may belong to anything.
         or modified
-        or _pick(named, "published")
+        or _pick(page.named, "published")
     )
     return PageDates(published, modified)
+
+
+class _Page:
+    """The page's visible date sources, each read once and only when asked for."""
+
+    def __init__(self, tree: LexborHTMLParser, title: str | None) -> None:
+        self._tree = tree
+        self._title = title
+
+    @cached_property
+    def byline(self) -> list[_Seen]:
+        return _byline(self._tree, self._title)
+
+    @cached_property
+    def named(self) -> list[_Seen]:
+        return list(_named_dates(self._tree))
+
+    @cached_property
+    def text(self) -> str:
+        body = self._tree.body
+        return body.text(separator=" ") if body is not None else ""
 
 
 def _first(values: Iterable[datetime | None]) -> datetime | None:
@@ -128,42 +171,95 @@ def _pick(seen: Iterable[_Seen], kind: str, *, unlabelled: bool = True) -> datet
 
 
 def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
-    """Dates printed around the headline, nearest level first.
+    """Dates printed around the headline.
 
-    Pages nearly always print their date in the header block around the <h1>
-    ("Published on July 18, 2025", "By Jane Roe - Mar 27, 2024"), so the h1's ancestors
-    are read a level at a time, stopping at the first level that names a date.
+    Pages nearly always print their date in the header block around the headline
+    ("Published on July 18, 2025", "By Jane Roe - Mar 27, 2024"). The h1's ancestors
+    are read a level at a time, stopping at the first level that names a date; when
+    the headline sits straight in a large container, the text just before and after
+    it is read instead.
     """
-    h1 = _headline(tree, title)
-    node = h1.parent if h1 is not None else None
+    headline = _headline(tree, title)
+    if headline is None:
+        return []
+    node = headline.parent
     seen: list[_Seen] = []
     for _ in range(_DATE_LEVELS):
-        if node is None or node.tag in ("body", "html"):
-            break
-        if len(node.text()) > _DATE_TEXT_LIMIT:
+        if node is None or node.tag in ("body", "html") or len(node.text()) > _DATE_TEXT_LIMIT:
             break
         seen = [*_time_dates(node.css("time")), *_text_dates(_visible_text(node))]
         if any(item.kind != "modified" for item in seen):
             return seen
         node = node.parent
-    return seen
+    around = _text_before(headline, _BEFORE_HEADLINE) + " | " + _text_after(headline)
+    return seen + list(_text_dates(around))
 
 
 def _headline(tree: LexborHTMLParser, title: str | None) -> LexborNode | None:
-    """The page's headline: the <h1> that reads as the title, else the first <h1>."""
+    """The page's headline: the <h1> that reads as the title, else the first <h1>;
+    on pages without an <h1>, the first lower heading that reads as the title."""
     body = tree.body
     if body is None:
         return None
-    headings = [h for h in body.css("h1")[:10] if h.text().strip()]
-    if not headings:
+    h1 = [h for h in body.css("h1")[:_HEADINGS] if h.text().strip()]
+    return _titled(h1, title) or (h1[0] if h1 else _titled(body.css("h2, h3")[:_HEADINGS], title))
+
+
+def _titled(headings: Iterable[LexborNode], title: str | None) -> LexborNode | None:
+    """The first heading that reads as the title: holding most of its words, as
+    headlines do that differ from the <title> by a word or a subtitle."""
+    wanted = set(_WORD.findall((title or "").casefold()))
+    if not wanted:
         return None
-    key = _key(title or "")
-    if key:
-        for heading in headings:
-            text = _key(heading.text())
-            if text and (text in key or key in text):
-                return heading
-    return headings[0]
+    for heading in headings:
+        words = set(_WORD.findall(heading.text().casefold()))
+        if len(words & wanted) >= _TITLE_OVERLAP * len(wanted):
+            return heading
+    return None
+
+
+def _text_after(node: LexborNode) -> str:
+    """Up to _AFTER_HEADLINE characters of visible text after ``node``, in page order."""
+    parts: list[str] = []
+    size = 0
+    current: LexborNode | None = node
+    while current is not None and size < _AFTER_HEADLINE:
+        following = current.next
+        while following is None:
+            current = current.parent
+            if current is None or current.tag in ("body", "html"):
+                return " ".join(parts)
+            following = current.next
+        current = following
+        if current.tag in _INVISIBLE or current.tag in ("-comment",):
+            continue
+        text = " ".join(current.text(deep=True, separator=" ").split())
+        parts.append(text[: _AFTER_HEADLINE - size])
+        size += len(text)
+    return " ".join(parts)
+
+
+def _text_before(node: LexborNode, limit: int) -> str:
+    """Up to ``limit`` characters of visible text before ``node``, in page order."""
+    parts: list[str] = []
+    size = 0
+    current: LexborNode | None = node
+    for _ in range(_DATE_LEVELS):
+        if current is None:
+            break
+        sibling = current.prev
+        while sibling is not None and size < limit:
+            if sibling.tag not in _INVISIBLE:
+                text = " ".join(sibling.text(deep=True, separator=" ").split())
+                parts.append(text[-(limit - size) :])
+                size += len(text)
+            sibling = sibling.prev
+        if size >= limit:
+            break
+        current = current.parent
+        if current is None or current.tag in ("body", "html"):
+            break
+    return " ".join(reversed(parts))
 
 
 def _key(text: str) -> str:
@@ -222,22 +318,7 @@ def _named_kind(node: LexborNode) -> str | None:
 
 def _label_before(node: LexborNode) -> str | None:
     """The label in the text just before a node ("Updated on" <time>), if any."""
-    parts: list[str] = []
-    size = 0
-    current: LexborNode | None = node
-    for _ in range(3):
-        if current is None:
-            break
-        sibling = current.prev
-        while sibling is not None and size < _LABEL_REACH:
-            text = sibling.text(deep=True) if sibling.tag not in _INVISIBLE else ""
-            parts.append(text)
-            size += len(text.strip())
-            sibling = sibling.prev
-        if size >= _LABEL_REACH:
-            break
-        current = current.parent
-    return date_label(" ".join(reversed(parts))[-_LABEL_REACH:])
+    return date_label(_text_before(node, _LABEL_REACH))
 
 
 def _visible_text(node: LexborNode) -> str:
@@ -249,6 +330,15 @@ def _visible_text(node: LexborNode) -> str:
         and (child.parent is None or child.parent.tag not in _INVISIBLE)
         and (text := child.text(deep=False))
     )
+
+
+def _note(text: str, label: re.Pattern[str]) -> datetime | None:
+    """The date right after a ``label`` phrase anywhere in the page's text."""
+    for match in label.finditer(text):
+        found = text_dates(text[match.end() : match.end() + _LABEL_REACH])
+        if found:
+            return found[0].when
+    return None
 
 
 def _script_date(tree: LexborHTMLParser) -> datetime | None:
