@@ -211,15 +211,10 @@ def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
     an article or post nested in any other property (a Blog's ``blogPost``) will do,
     but not a nested Review, which is a customer's review of a business.
     """
-    documents = [_load_json(s.text()) for s in tree.css('script[type="application/ld+json"]')]
-    # Some frameworks write their JSON-LD into a meta tag instead of a script.
-    documents += [
-        _load_json(m.attributes.get("content") or "")
-        for m in tree.css('meta[name="script:ld+json"]')
-    ]
     fallback: dict[str, Any] = {}
+    documents: list[Any] = []
     for nested in (False, True):
-        for document in documents:
+        for document in documents if nested else _ld_documents(tree, documents):
             for item in _ld_items(document, nested=nested):
                 types = item.get("@type")
                 names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
@@ -228,6 +223,16 @@ def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
                 if not fallback and names & {"webpage", "itempage"}:
                     fallback = item
     return fallback
+
+
+def _ld_documents(tree: LexborHTMLParser, seen: list[Any]) -> Iterator[Any]:
+    """The page's JSON-LD documents, parsed one at a time and kept in ``seen``."""
+    scripts = tree.css('script[type="application/ld+json"]')
+    # Some frameworks write their JSON-LD into a meta tag instead of a script.
+    metas = tree.css('meta[name="script:ld+json"]')
+    for text in (*(s.text() for s in scripts), *(m.attributes.get("content") or "" for m in metas)):
+        seen.append(_load_json(text))
+        yield seen[-1]
 
 
 def _load_json(text: str) -> Any:
