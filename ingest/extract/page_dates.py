@@ -205,8 +205,9 @@ def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
         if any(item.kind != "modified" for item in seen):
             return seen
         node = node.parent
-    around = _text_before(headline, _BEFORE_HEADLINE) + " | " + _text_after(headline)
-    return seen + list(_text_dates(around))
+    after, times = _after(headline)
+    around = _text_before(headline, _BEFORE_HEADLINE) + " | " + after
+    return [*seen, *_time_dates(times), *_text_dates(around)]
 
 
 def _headline(tree: LexborHTMLParser, title: str | None) -> LexborNode | None:
@@ -232,9 +233,11 @@ def _titled(headings: Iterable[LexborNode], title: str | None) -> LexborNode | N
     return None
 
 
-def _text_after(node: LexborNode) -> str:
-    """Up to _AFTER_HEADLINE characters of visible text after ``node``, in page order."""
+def _after(node: LexborNode) -> tuple[str, list[LexborNode]]:
+    """Up to _AFTER_HEADLINE characters of visible text after ``node``, in page order,
+    and the <time> elements of the blocks that fit in it whole."""
     parts: list[str] = []
+    times: list[LexborNode] = []
     size = 0
     current: LexborNode | None = node
     while current is not None and size < _AFTER_HEADLINE:
@@ -242,15 +245,17 @@ def _text_after(node: LexborNode) -> str:
         while following is None:
             current = current.parent
             if current is None or current.tag in ("body", "html"):
-                return " ".join(parts)
+                return " ".join(parts), times
             following = current.next
         current = following
-        if current.tag in _INVISIBLE or current.tag in ("-comment",):
+        if current.tag in _INVISIBLE or current.tag == "-comment":
             continue
         text = " ".join(current.text(deep=True, separator=" ").split())
+        if size + len(text) <= _AFTER_HEADLINE and current.tag != "-text":
+            times.extend(current.css("time") if current.tag != "time" else [current])
         parts.append(text[: _AFTER_HEADLINE - size])
         size += len(text)
-    return " ".join(parts)
+    return " ".join(parts), times
 
 
 def _text_before(node: LexborNode, limit: int) -> str:
