@@ -89,7 +89,7 @@ _LABEL = re.compile(
 )
 # How far before a date its label may stand: "Updated on" fits, as does "Published by
 # Jane Roe on"; a label further back belongs to something else.
-_LABEL_REACH = 60
+LABEL_REACH = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def text_dates(text: str) -> list[TextDate]:
     found = []
     previous_end = 0
     for start, end, when in spans:
-        window = text[max(previous_end, start - _LABEL_REACH) : start]
+        window = text[max(previous_end, start - LABEL_REACH) : start]
         found.append(TextDate(start, when, date_label(window)))
         previous_end = end
     return found

@@ -1,22 +1,27 @@
 """When a page says it was published and last modified.
 
-The sources, in the order they are trusted (htmldate, trafilatura's date finder, showed
-the value of each; the code here is our own):
+The sources of the publication date, in the order they are trusted (htmldate,
+trafilatura's date finder, showed the value of most of them; the code here is our own):
 
 1. Dates declared for machines in ISO 8601: JSON-LD ``datePublished``,
    ``article:published_time`` and other meta tags (the caller collects them).
-2. A full date in the URL path (/2025/05/21/): news CMSes write the publication day
-   there and never change it, while declared dates are sometimes the last edit.
-3. The byline: dates written around the headline, ``<time>`` elements first (they carry
-   the time and offset), each read with the label before it, so that "Updated 3 May" is
-   taken as the modified date and never as the published one.
-4. Declared dates that are not ISO 8601 ("Jun 24, 2025" in JSON-LD): a template filled
+2. A full date in the URL path (/2025/05/21/): CMSes write the publication day there
+   and never change it.
+3. An "Originally published on ..." note anywhere on the page.
+4. The byline: dates printed around the headline, ``<time>`` elements first (they carry
+   the time and offset), each read with the label before it, so that "Updated 3 May"
+   is taken as the modified date and never as the published one.
+5. Declared dates that are not ISO 8601 ("Jun 24, 2025" in JSON-LD): a template filled
    in with a display date, often the last time the page was re-published, so the byline
    outranks them.
-5. Date-named elements (``.post-date``, ``time``) elsewhere, outside navigation, sidebars,
-   footers, comments and related-article lists.
 6. Publication dates in the page's script data (``"publishedAt": "2025-..."``), which
-   client-rendered sites carry even when they print nothing else.
+   client-rendered sites carry even when they print nothing.
+7. Date-named elements (``.post-date``, ``<time>``) anywhere, when labelled published.
+8. The modified date, when the page gives no other (see find_dates).
+9. Unlabelled dates in date-named elements anywhere.
+
+The modified date comes from declared dates, then "Updated"-labelled dates in the byline
+and in date-named elements, then a "Last updated: ..." note anywhere.
 """
 
 from __future__ import annotations
@@ -29,7 +34,14 @@ from functools import cached_property
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from ingest.extract.dates import date_from_url, date_label, is_iso_date, parse_date, text_dates
+from ingest.extract.dates import (
+    LABEL_REACH,
+    date_from_url,
+    date_label,
+    is_iso_date,
+    parse_date,
+    text_dates,
+)
 
 # How far above the headline to look for a printed date, and how much text to read:
 # beyond a few levels or a few thousand characters we are reading the article itself.
@@ -50,10 +62,8 @@ _DATE_SELECTOR = (
 )
 # Date-named elements to read at most, and the longest text one may hold: beyond that
 # it is a container of many things, not a date line.
-_DATE_NODES = 12
+_DATE_NODES = 36
 _DATE_NODE_TEXT = 200
-# How much text before a <time> may hold its label ("Updated on", "Published by X on").
-_LABEL_REACH = 60
 # Class, id and itemprop words that say which date an element holds.
 _MODIFIED_NAME = re.compile(r"modif|updat|revis|edited", re.IGNORECASE)
 _PUBLISHED_NAME = re.compile(r"publish|pubdate|posted|entry-date|post-date|created", re.IGNORECASE)
@@ -281,10 +291,6 @@ def _text_before(node: LexborNode, limit: int) -> str:
     return " ".join(reversed(parts))
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\W+", "", text.casefold())
-
-
 def _time_dates(nodes: Iterable[LexborNode]) -> Iterator[_Seen]:
     """Dates of <time> elements, labelled by their own names or the text before them."""
     for node in nodes:
@@ -309,7 +315,7 @@ def _named_dates(tree: LexborHTMLParser) -> Iterator[_Seen]:
     body = tree.body
     if body is None:
         return
-    for node in body.css(_DATE_SELECTOR)[: _DATE_NODES * 3]:
+    for node in body.css(_DATE_SELECTOR)[:_DATE_NODES]:
         attrs = node.attributes
         machine = parse_date(attrs.get("datetime") or attrs.get("content"))
         kind = _named_kind(node)
@@ -337,7 +343,7 @@ def _named_kind(node: LexborNode) -> str | None:
 
 def _label_before(node: LexborNode) -> str | None:
     """The label in the text just before a node ("Updated on" <time>), if any."""
-    return date_label(_text_before(node, _LABEL_REACH))
+    return date_label(_text_before(node, LABEL_REACH))
 
 
 def _visible_text(node: LexborNode) -> str:
@@ -354,13 +360,14 @@ def _visible_text(node: LexborNode) -> str:
 def _note(text: str, phrases: tuple[str, ...]) -> datetime | None:
     """The date right after one of ``phrases`` anywhere in the page's text."""
     for phrase in phrases:
-        for variant in {phrase, phrase.capitalize(), phrase.title(), phrase.upper()}:
+        variants = dict.fromkeys((phrase, phrase.capitalize(), phrase.title(), phrase.upper()))
+        for variant in variants:
             at = text.find(variant)
             for _ in range(_NOTE_TRIES):
                 if at < 0:
                     break
                 end = at + len(variant)
-                found = text_dates(text[end : end + _LABEL_REACH])
+                found = text_dates(text[end : end + LABEL_REACH])
                 if found:
                     return found[0].when
                 at = text.find(variant, end)
