@@ -254,6 +254,19 @@ def test_printed_byline_beats_a_non_iso_json_ld_date() -> None:
     assert got.published == datetime(2024, 8, 25, tzinfo=UTC)
 
 
+def test_republish_stamp_loses_to_the_printed_day() -> None:
+    """A declared published time equal to the modified time yields to an earlier byline."""
+    ld = (
+        '<script type="application/ld+json">{{"@type": "Article", '
+        '"datePublished": "2025-12-19T22:02:58Z", "dateModified": "{modified}"}}</script>'
+    )
+    body = "<h1>A new standard</h1><p>Corti introduces GIM Dec 18, 2025 5 min read</p>"
+    stamp = extract(page(body + article(), head=ld.format(modified="2025-12-19T22:02:45Z")))
+    assert stamp.published == datetime(2025, 12, 18, tzinfo=UTC)
+    edited = extract(page(body + article(), head=ld.format(modified="2025-12-20T08:00:00Z")))
+    assert edited.published == datetime(2025, 12, 19, 22, 2, 58, tzinfo=UTC)
+
+
 def test_date_in_the_url_beats_the_byline() -> None:
     """A /2023/october/03/ URL date outranks a date printed near the headline."""
     body = "<h1>Wine styles</h1><p>- 13 October 2023</p>"

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -100,6 +100,8 @@ _LAST_UPDATED = (
     "última actualización",
     "ultimo aggiornamento",
 )
+# Published and modified times this close are one edit: the page was (re-)published then.
+_SAME_EDIT = timedelta(minutes=10)
 # Occurrences of a phrase to try before giving up on it.
 _NOTE_TRIES = 5
 
@@ -133,14 +135,15 @@ def find_dates(
 ) -> PageDates:
     """The published and modified times of the page, from the sources in order."""
     page = _Page(tree, title)
+    declared_modified = _first(parse_date(v) for v in declared.modified)
     modified = (
-        _first(parse_date(v) for v in declared.modified)
+        declared_modified
         or _pick(page.byline, "modified")
         or _pick(page.named, "modified")
         or _note(page.text, _LAST_UPDATED)
     )
     published = (
-        _first(parse_date(v) for v in declared.published if is_iso_date(v))
+        _declared_published(declared, declared_modified, page)
         or date_from_url(url)
         or _note(page.text, _ORIGINALLY)
         or _pick(page.byline, "published")
@@ -155,6 +158,26 @@ def find_dates(
         or _pick(page.named, "published")
     )
     return PageDates(published, modified)
+
+
+def _declared_published(
+    declared: Declared, modified: datetime | None, page: _Page
+) -> datetime | None:
+    """The first ISO 8601 declared publication date, unless it is a re-publish stamp.
+
+    Some CMSes (Webflow among them) declare as "published" the last time the page was
+    re-published: then it equals the modified time to the minute, and the byline still
+    prints the original, earlier day, which is the one to believe.
+    """
+    found = _first(parse_date(v) for v in declared.published if is_iso_date(v))
+    if found is None or modified is None or abs(found - modified) > _SAME_EDIT:
+        return found
+    printed = _pick(page.byline, "published")
+    # Earlier as a day and as an instant: a <time> of the same instant in another
+    # offset may print the day before.
+    if printed is not None and printed.date() < found.date() and printed < found - _SAME_EDIT:
+        return printed
+    return found
 
 
 class _Page:
