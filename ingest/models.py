@@ -100,6 +100,8 @@ class Extraction:
     canonical_url: str | None
     title: str | None
     authors: tuple[str, ...]
+    # In the UTC offset the page wrote (else UTC): the instant is exact, and .date() is
+    # the day the page states, which in UTC may be the day before or after.
     published: datetime | None
     modified: datetime | None
     language: str | None
@@ -126,7 +128,7 @@ class Article:
     source: str | None
     title: str | None
     authors: tuple[str, ...]
-    published: datetime | None
+    published: datetime | None  # in the page's own UTC offset, as in Extraction
     modified: datetime | None
     language: str | None
     site_name: str | None

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
 from ingest.extract import extract
+from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html
 from ingest.models import Extraction, ExtractRules
+from ingest.pipeline import build_article
 from tests.conftest import SEED
 
 SEED_NAME = "moscowtimes-migration-service"
@@ -187,6 +190,187 @@ def test_metadata_from_json_ld_and_visible_markup() -> None:
     dated = extract(page(article()), url="https://n.example/2021/07/09/story")
     assert dated.published == datetime(2021, 7, 9, tzinfo=UTC)
     assert dated.canonical_url == "https://n.example/2021/07/09/story"
+
+
+def test_published_keeps_the_pages_own_offset_and_day() -> None:
+    """A late-evening time keeps its offset: same instant, and the day the page states."""
+    head = '<meta property="article:published_time" content="2023-05-03T23:00:00-05:00">'
+    got = extract(page(article(), head=head))
+    assert got.published == datetime(2023, 5, 4, 4, tzinfo=UTC)
+    assert got.published is not None
+    assert got.published.date().isoformat() == "2023-05-03"
+    assert got.published.utcoffset() == timedelta(hours=-5)
+
+
+def test_article_document_writes_the_pages_day() -> None:
+    """The stored document's published field carries the page's offset and day."""
+    head = '<meta property="article:published_time" content="2025-12-18T21:41:41-05:00">'
+    extraction = extract(page(article(), head=head))
+    stored = build_article(
+        extraction, article_id="0" * 20, url="https://n.example/a", source=None, fetched_at=None
+    )
+    assert to_document(stored)["published"] == "2025-12-18T21:41:41-05:00"
+    assert from_document(to_document(stored)).published == extraction.published
+
+
+def test_updated_byline_is_the_modified_date() -> None:
+    """'Published X ... Updated Y' under the headline gives published X and modified Y."""
+    byline = (
+        "<h1>Bridges get money</h1><p class='meta'>By Jane Roe, Published Apr 26, 2023 "
+        "&middot; Updated Aug 21, 2025</p>"
+    )
+    got = extract(page(byline + article()))
+    assert got.published == datetime(2023, 4, 26, tzinfo=UTC)
+    assert got.modified == datetime(2025, 8, 21, tzinfo=UTC)
+
+
+def test_updated_time_element_is_not_the_published_date() -> None:
+    """A <time> after 'Last updated:' is the modified date; JSON-LD keeps published."""
+    ld = '<script type="application/ld+json">{"@type": "Article", "datePublished": "2024-04-10"}'
+    body = (
+        '<h1>Bridges get money</h1><div>Last updated: <time datetime="2025-09-04T19:24:33Z">'
+        "Sep 4, 2025</time></div>"
+    )
+    got = extract(page(body + article(), head=ld + "</script>"))
+    assert got.published == datetime(2024, 4, 10, tzinfo=UTC)
+    assert got.modified == datetime(2025, 9, 4, 19, 24, 33, tzinfo=UTC)
+
+
+def test_only_an_updated_date_is_also_the_published_date() -> None:
+    """A page dated only 'Updated on July 9, 2025' gives that date for both fields."""
+    body = "<h1>Best tax software</h1><p>By Jane Roe Updated on July 9, 2025</p>"
+    got = extract(page(body + article()))
+    assert got.published == got.modified == datetime(2025, 7, 9, tzinfo=UTC)
+
+
+def test_printed_byline_beats_a_non_iso_json_ld_date() -> None:
+    """JSON-LD 'Jun 24, 2025' (a template's display date) loses to the printed byline."""
+    ld = (
+        '<script type="application/ld+json">{"@type": "BlogPosting", '
+        '"datePublished": "Jun 24, 2025", "dateModified": "Jun 24, 2025"}</script>'
+    )
+    body = "<h1>How much to charge</h1><p>Shauna Mitchell August 25, 2024</p>"
+    got = extract(page(body + article(), head=ld))
+    assert got.published == datetime(2024, 8, 25, tzinfo=UTC)
+
+
+def test_republish_stamp_loses_to_the_printed_day() -> None:
+    """A declared published time equal to the modified time yields to an earlier byline."""
+    ld = (
+        '<script type="application/ld+json">{{"@type": "Article", '
+        '"datePublished": "2025-12-19T22:02:58Z", "dateModified": "{modified}"}}</script>'
+    )
+    body = "<h1>A new standard</h1><p>Corti introduces GIM Dec 18, 2025 5 min read</p>"
+    stamp = extract(page(body + article(), head=ld.format(modified="2025-12-19T22:02:45Z")))
+    assert stamp.published == datetime(2025, 12, 18, tzinfo=UTC)
+    edited = extract(page(body + article(), head=ld.format(modified="2025-12-20T08:00:00Z")))
+    assert edited.published == datetime(2025, 12, 19, 22, 2, 58, tzinfo=UTC)
+
+
+def test_date_in_the_url_beats_the_byline() -> None:
+    """A /2023/october/03/ URL date outranks a date printed near the headline."""
+    body = "<h1>Wine styles</h1><p>- 13 October 2023</p>"
+    url = "https://w.example/blog/2023/october/03/wine-styles/"
+    got = extract(page(body + article()), url=url)
+    assert got.published == datetime(2023, 10, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("byline", "day"),
+    [
+        ("Veröffentlicht am 21. Mai 2025", "2025-05-21"),
+        ("Publicado el 21 de mayo de 2025", "2025-05-21"),
+        ("Publié le 1er mai 2025", "2025-05-01"),
+        ("2025年5月21日", "2025-05-21"),
+        ("17.05.2021", "2021-05-17"),
+        ("Posted on the 15/12/2025 at 19:00", "2025-12-15"),
+        ("Essay - Published: 2025.12.17 |", "2025-12-17"),
+        ("jsteinhardt 18th Dec 2025 AI Alignment Forum", "2025-12-18"),
+    ],
+)
+def test_printed_dates_in_many_forms(byline: str, day: str) -> None:
+    """Bylines in several languages and numeric forms give the day they print."""
+    got = extract(page(f"<h1>Headline here</h1><p>{byline}</p>" + article()))
+    assert got.published is not None
+    assert got.published.date().isoformat() == day
+
+
+def test_ambiguous_slashed_date_is_not_guessed() -> None:
+    """05/06/2025 could be May 6 or June 5: no date rather than a guess."""
+    got = extract(page("<h1>Headline here</h1><p>05/06/2025</p>" + article()))
+    assert got.published is None
+
+
+def test_date_right_after_a_headline_in_a_large_container() -> None:
+    """A byline just after an <h1> whose parent holds the whole article is found."""
+    body = (
+        "<div><h1>Defer, Panic, and Recover</h1><p>Andrew Gerrand</p><p>4 August 2010</p>"
+        + "".join(f"<p>{PARAGRAPH} Number {i}.</p>" for i in range(30))
+        + "</div>"
+    )
+    got = extract(page(body))
+    assert got.published == datetime(2010, 8, 4, tzinfo=UTC)
+
+
+def test_originally_published_note_beats_the_byline() -> None:
+    """'Originally published on 26 Sep 2019' outranks a re-dated byline."""
+    body = (
+        "<h1>Tiny homes</h1><p>Chris Carroll 30 Sep 2022</p>"
+        + article()
+        + "<p>This article was originally published on 26 Sep 2019 at 4:12pm.</p>"
+    )
+    got = extract(page(body))
+    assert got.published == datetime(2019, 9, 26, tzinfo=UTC)
+
+
+def test_nested_and_meta_json_ld_are_read() -> None:
+    """A BlogPosting inside a Blog, or JSON-LD in a meta tag, gives the date."""
+    nested = (
+        '<script type="application/ld+json">{"@type": "Blog", "blogPost": '
+        '[{"@type": "BlogPosting", "datePublished": "2025-12-19T20:20:42Z"}]}</script>'
+    )
+    assert extract(page(article(), head=nested)).published == datetime(
+        2025, 12, 19, 20, 20, 42, tzinfo=UTC
+    )
+    in_meta = (
+        '<meta name="script:ld+json" content="{&quot;@type&quot;:&quot;Article&quot;,'
+        '&quot;datePublished&quot;:&quot;2025-11-17T09:00:00-05:00&quot;}">'
+    )
+    got = extract(page(article(), head=in_meta))
+    assert got.published == datetime(2025, 11, 17, 14, tzinfo=UTC)
+
+
+def test_review_nested_in_a_business_is_not_the_article() -> None:
+    """A customer review inside a LocalBusiness does not lend its author to the page."""
+    ld = (
+        '<script type="application/ld+json">{"@type": "LocalBusiness", "name": "Shop", '
+        '"review": {"@type": "Review", "author": {"@type": "Person", "name": "C McGill"}}}'
+        "</script>"
+    )
+    got = extract(page(article(), head=ld + '<meta name="author" content="Jane Roe">'))
+    assert got.authors == ("Jane Roe",)
+
+
+def test_script_data_date_when_nothing_is_printed() -> None:
+    """A client-rendered page's "publishedAt" in script data gives the date."""
+    data = (
+        '<script>window.__DATA__ = {"post": {"publishedAt": "2025-10-20T13:08:55-07:00"}}</script>'
+    )
+    got = extract(page(article() + data))
+    assert got.published == datetime(2025, 10, 20, 20, 8, 55, tzinfo=UTC)
+    assert got.published is not None
+    assert got.published.date().isoformat() == "2025-10-20"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=200))
+def test_date_parsers_never_crash(value: str) -> None:
+    """Any string in: a timezone-aware datetime or None out, from every date parser."""
+    for found in (parse_date(value), date_from_url(value), date_from_url("https://e.x/" + value)):
+        assert found is None or found.tzinfo is not None
+    for item in text_dates(value):
+        assert item.when.tzinfo is not None
+        assert item.kind in (None, "published", "modified")
 
 
 def test_boilerplate_blocks_inside_article_are_removed() -> None:

@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from ingest.extract.dates import date_from_url, parse_date, parse_text_date
+from ingest.extract.page_dates import Declared, find_dates
 
 _ARTICLE_TYPES = frozenset(
     {
@@ -42,6 +42,7 @@ _ARTICLE_TYPES = frozenset(
         "recipe",
     }
 )
+_NESTED_TYPES = frozenset(t for t in _ARTICLE_TYPES if "article" in t or "posting" in t)
 _PUBLISHED_META = (
     "article:published_time",
     "og:article:published_time",
@@ -50,10 +51,20 @@ _PUBLISHED_META = (
     "pubdate",
     "publishdate",
     "publish-date",
+    "publish_date",
+    "published_date",
+    "published_time",
+    "publication_date",
+    "date_published",
     "parsely-pub-date",
     "sailthru.date",
+    "citation_publication_date",
+    "citation_date",
+    "citation_online_date",
     "dc.date.issued",
+    "dcterms.issued",
     "dcterms.created",
+    "dc.date.created",
     "dc.date",
     "dcterms.date",
     "date",
@@ -61,11 +72,18 @@ _PUBLISHED_META = (
     "article:published",
     "cxenseparse:recs:publishtime",
 )
+# Other meta names that hold a publication date ("w-published-date", "published"),
+# tried after the known ones; "publisher" names an organisation, not a date.
+_PUBLISHED_KEY = re.compile(r"publish|pubdate|issued|release_?date")
+_NOT_PUBLISHED = re.compile(r"publisher|modif|updat")
 _MODIFIED_META = (
     "article:modified_time",
     "og:updated_time",
+    "og:article:modified_time",
     "datemodified",
     "dcterms.modified",
+    "dc.modified",
+    "modified_time",
     "last-modified",
 )
 _AUTHOR_META = (
@@ -99,14 +117,6 @@ _BY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _MAX_AUTHOR_LEN = 80
-# How far above the headline to look for a printed date, and how much text to read:
-# beyond a few levels or a few thousand characters we are reading the article itself.
-_DATE_LEVELS = 4
-_DATE_TEXT_LIMIT = 3000
-_DATE_SELECTOR = (
-    "time, .date, .published, .post-date, .entry-date, .byline, .dateline, .meta, "
-    "[class*='date' i], [class*='time' i]"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +143,14 @@ def read_metadata(tree: LexborHTMLParser, *, url: str | None) -> Metadata:
         meta.get("og:site_name"), _ld_name(ld.get("publisher")), meta.get("application-name")
     )
     base = url or ""
+    title = _title(tree, meta, ld, site_name)
+    dates = find_dates(tree, _declared(meta, ld), title=title, url=url)
     return Metadata(
         canonical_url=_canonical(tree, meta, base) or url,
-        title=_title(tree, meta, ld, site_name),
+        title=title,
         authors=_authors(tree, meta, ld),
-        published=_published(tree, meta, ld, url),
-        modified=_first_date(
-            _ld_str(ld.get("dateModified")), *(meta.get(k) for k in _MODIFIED_META)
-        ),
+        published=dates.published,
+        modified=dates.modified,
         language=_language(tree, meta, ld),
         site_name=_clean(site_name),
         description=_clean(
@@ -195,17 +205,34 @@ def _meta_tags(tree: LexborHTMLParser) -> _Meta:
 
 
 def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
-    """The first schema.org article-like object of the page's JSON-LD, or {}."""
+    """The first schema.org article-like object of the page's JSON-LD, or {}.
+
+    Objects at the top, in lists, in @graph and in mainEntity come first; failing those,
+    an article or post nested in any other property (a Blog's ``blogPost``) will do,
+    but not a nested Review, which is a customer's review of a business.
+    """
     fallback: dict[str, Any] = {}
-    for script in tree.css('script[type="application/ld+json"]'):
-        for item in _ld_items(_load_json(script.text())):
-            types = item.get("@type")
-            names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
-            if names & _ARTICLE_TYPES:
-                return item
-            if not fallback and names & {"webpage", "itempage"}:
-                fallback = item
+    documents: list[Any] = []
+    for nested in (False, True):
+        for document in documents if nested else _ld_documents(tree, documents):
+            for item in _ld_items(document, nested=nested):
+                types = item.get("@type")
+                names = {str(t).lower() for t in (types if isinstance(types, list) else [types])}
+                if names & (_NESTED_TYPES if nested else _ARTICLE_TYPES):
+                    return item
+                if not fallback and names & {"webpage", "itempage"}:
+                    fallback = item
     return fallback
+
+
+def _ld_documents(tree: LexborHTMLParser, seen: list[Any]) -> Iterator[Any]:
+    """The page's JSON-LD documents, parsed one at a time and kept in ``seen``."""
+    scripts = tree.css('script[type="application/ld+json"]')
+    # Some frameworks write their JSON-LD into a meta tag instead of a script.
+    metas = tree.css('meta[name="script:ld+json"]')
+    for text in (*(s.text() for s in scripts), *(m.attributes.get("content") or "" for m in metas)):
+        seen.append(_load_json(text))
+        yield seen[-1]
 
 
 def _load_json(text: str) -> Any:
@@ -222,21 +249,21 @@ def _load_json(text: str) -> Any:
         return None
 
 
-def _ld_items(data: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-LD document: top level, lists and @graph, breadth first."""
+def _ld_items(data: Any, depth: int = 0, *, nested: bool = False) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON-LD document: top level, lists, @graph and mainEntity, depth
+    first; with ``nested``, also the objects held by any other property."""
     if depth > 4:
         return
     if isinstance(data, list):
         for item in data:
-            yield from _ld_items(item, depth + 1)
+            yield from _ld_items(item, depth + 1, nested=nested)
     elif isinstance(data, dict):
         yield data
-        graph = data.get("@graph")
-        if graph is not None:
-            yield from _ld_items(graph, depth + 1)
-        main = data.get("mainEntity")
-        if isinstance(main, dict):
-            yield from _ld_items(main, depth + 1)
+        keys = data if nested else ("@graph", "mainEntity")
+        for key in keys:
+            value = data.get(key)
+            if isinstance(value, dict | list):
+                yield from _ld_items(value, depth + 1, nested=nested)
 
 
 def _ld_str(value: Any) -> str | None:
@@ -378,62 +405,18 @@ def _is_url(value: str) -> bool:
     return value.startswith(("http://", "https://", "/"))
 
 
-def _published(
-    tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any], url: str | None
-) -> datetime | None:
-    found = _first_date(
+def _declared(meta: _Meta, ld: dict[str, Any]) -> Declared:
+    """The date strings of JSON-LD and meta tags, most trusted first."""
+    published = [
         _ld_str(ld.get("datePublished")),
-        _ld_str(ld.get("dateCreated")),
         *(meta.get(k) for k in _PUBLISHED_META),
+        _ld_str(ld.get("dateCreated")),
+        *(v for k, v in meta.items() if _PUBLISHED_KEY.search(k) and not _NOT_PUBLISHED.search(k)),
+    ]
+    modified = [_ld_str(ld.get("dateModified")), *(meta.get(k) for k in _MODIFIED_META)]
+    return Declared(
+        published=tuple(v for v in published if v), modified=tuple(v for v in modified if v)
     )
-    if found is not None:
-        return found
-    for node in tree.css("time[datetime], [itemprop='datePublished']")[:5]:
-        found = parse_date(
-            node.attributes.get("datetime") or node.attributes.get("content") or node.text()
-        )
-        if found is not None:
-            return found
-    return _visible_date(tree) or date_from_url(url)
-
-
-def _visible_date(tree: LexborHTMLParser) -> datetime | None:
-    """A date written near the headline, or in a byline/date element.
-
-    Pages without machine-readable dates nearly always print one in the header block
-    around the <h1> ("Published on July 18, 2025", "Dec 12, 2025"), so the text of the
-    h1's ancestors is searched first, nearest level first, then date-ish classes.
-    """
-    body = tree.body
-    if body is None:
-        return None
-    h1 = body.css_first("h1")
-    node = h1.parent if h1 is not None else None
-    for _ in range(_DATE_LEVELS):
-        if node is None or node.tag == "body":
-            break
-        text = node.text(separator=" ")
-        if len(text) > _DATE_TEXT_LIMIT:
-            break
-        found = parse_text_date(text)
-        if found is not None:
-            return found
-        node = node.parent
-    for node in body.css(_DATE_SELECTOR)[:8]:
-        text = node.text(separator=" ")
-        if len(text) < 200:
-            found = parse_text_date(text)
-            if found is not None:
-                return found
-    return None
-
-
-def _first_date(*values: str | None) -> datetime | None:
-    for value in values:
-        found = parse_date(value)
-        if found is not None:
-            return found
-    return None
 
 
 def _language(tree: LexborHTMLParser, meta: _Meta, ld: dict[str, Any]) -> str | None:
