@@ -140,12 +140,12 @@ def find_dates(
         declared_modified
         or _pick(page.byline, "modified")
         or _pick(page.named, "modified")
-        or _note(page.text, _LAST_UPDATED)
+        or _note(page.lowered, _LAST_UPDATED)
     )
     published = (
         _declared_published(declared, declared_modified, page)
         or date_from_url(url)
-        or _note(page.text, _ORIGINALLY)
+        or _note(page.lowered, _ORIGINALLY)
         or _pick(page.byline, "published")
         or _first(parse_date(v) for v in declared.published if not is_iso_date(v))
         or _script_date(tree)
@@ -199,6 +199,10 @@ class _Page:
     def text(self) -> str:
         body = self._tree.body
         return body.text(separator=" ") if body is not None else ""
+
+    @cached_property
+    def lowered(self) -> str:
+        return self.text.lower()
 
 
 def _first(values: Iterable[datetime | None]) -> datetime | None:
@@ -381,19 +385,23 @@ def _visible_text(node: LexborNode) -> str:
 
 
 def _note(text: str, phrases: tuple[str, ...]) -> datetime | None:
-    """The date right after one of ``phrases`` anywhere in the page's text."""
+    """The date right after one of ``phrases`` anywhere in the page's lower-cased text.
+
+    One search per phrase over the lower-cased text, rather than one per spelling
+    ("Last updated", "Last Updated", "LAST UPDATED") over the text as written: each
+    search reads the whole page. Dates are read case-insensitively, so the lower-cased
+    text gives the same date.
+    """
     for phrase in phrases:
-        variants = dict.fromkeys((phrase, phrase.capitalize(), phrase.title(), phrase.upper()))
-        for variant in variants:
-            at = text.find(variant)
-            for _ in range(_NOTE_TRIES):
-                if at < 0:
-                    break
-                end = at + len(variant)
-                found = text_dates(text[end : end + LABEL_REACH])
-                if found:
-                    return found[0].when
-                at = text.find(variant, end)
+        at = text.find(phrase)
+        for _ in range(_NOTE_TRIES):
+            if at < 0:
+                break
+            end = at + len(phrase)
+            found = text_dates(text[end : end + LABEL_REACH])
+            if found:
+                return found[0].when
+            at = text.find(phrase, end)
     return None
 
 
