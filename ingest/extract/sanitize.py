@@ -11,6 +11,7 @@ forms, styles, media players) are dropped with their content. Event handlers and
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from html import escape
 from urllib.parse import urljoin, urlsplit
@@ -158,32 +159,55 @@ def _safe_url(value: str, base: str | None, allow_mailto: bool) -> str | None:
     return absolute if not scheme and not base and not absolute.startswith("//") else None
 
 
+# Start tags that never carry attributes, written as constants; end tags likewise.
+_PLAIN_START = {tag: f"<{tag}>" for tag in _ALLOWED if tag not in _ATTRIBUTES}
+_END = {tag: "" if tag in _VOID else f"</{tag}>" for tag in _ALLOWED}
+
+
 def sanitize(root: LexborNode, *, base: str | None) -> str:
     """The allowlisted HTML of ``root`` and its descendants."""
     out: list[str] = []
-    stack: list[LexborNode | str] = [root]
+    # One frame per open element: its children still to visit and its end tag ("" for
+    # an unwrapped one). As in text.render, the child generator is consumed in place
+    # and text children are handled in the inner loop, since the Python work per node
+    # is what this costs.
+    stack: list[tuple[Iterator[LexborNode], str]] = []
+    tag = root.tag or ""
+    if tag == "-text":
+        out.append(_escape_text(root.text_content or ""))
+    elif tag[:1] != "-" and tag not in _DROPPED:
+        stack.append((root.iter(include_text=True), ""))  # the root itself is not written
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        if item.is_text_node:
-            out.append(escape(item.text_content or "", quote=False))
-            continue
-        tag = item.tag or ""
-        if not item.is_element_node or tag in _DROPPED:
-            continue
-        children = list(item.iter(include_text=True))
-        if tag in _ALLOWED and item is not root:
-            start = _start_tag(item, tag, base)
+        for node in stack[-1][0]:
+            tag = node.tag or ""
+            if tag == "-text":
+                out.append(_escape_text(node.text_content or ""))
+                continue
+            # Comments and doctypes ("-comment", "-doctype") are dropped; other
+            # non-elements (tag None) have no children, so unwrapping them adds nothing.
+            if tag[:1] == "-" or tag in _DROPPED:
+                continue
+            if tag not in _ALLOWED:  # unwrapped: its content stays, the tag goes
+                stack.append((node.iter(include_text=True), ""))
+                break
+            start = _PLAIN_START.get(tag) or _start_tag(node, tag, base)
             if start is None:
                 continue
             out.append(start)
             if tag in _VOID:
                 continue
-            stack.append(f"</{tag}>")
-        stack.extend(reversed(children))
+            stack.append((node.iter(include_text=True), _END[tag]))
+            break
+        else:
+            end = stack.pop()[1]
+            if end:
+                out.append(end)
     return "".join(out).strip()
+
+
+def _escape_text(text: str) -> str:
+    # html.escape(text, quote=False), without its call and its quote test.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:

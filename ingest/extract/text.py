@@ -198,44 +198,50 @@ class _Walker:
 def render(root: LexborNode, *, base: str | None) -> Rendered:
     """Plain text (blank line between blocks) and Markdown of ``root``."""
     walker = _Walker(base)
-    text = walker.text
-    # One frame per open element: its children still to visit, its tag, and the
-    # Markdown to write when it closes. Iterating selectolax's child generator in place
-    # (no list per element) and handling text children inside the inner loop keeps the
-    # Python work per node small.
-    stack: list[tuple[Iterator[LexborNode], str, str]] = []
+    # One frame per open element: its children still to visit, what it does, its tag
+    # and the Markdown to write when it closes. Iterating selectolax's child generator
+    # in place (no list per element), handling text children inside the inner loop and
+    # calling out only for elements that do something keep the Python work per node
+    # small: that work, not the calls into Lexbor, is most of the cost.
+    stack: list[tuple[Iterator[LexborNode], int, str, str]] = []
     tag = root.tag or ""
     if tag == "-text":
-        text.append(root.text_content or "")
-    elif _ACTION.get(tag) != _SKIP and root.is_element_node:
-        stack.append((root.iter(include_text=True), tag, _open(walker, root, tag)))
+        walker.text.append(root.text_content or "")
+    elif tag[:1] != "-" and (action := _ACTION.get(tag, _INLINE)) != _SKIP:
+        closing = _open(walker, root, tag, action) if action else ""
+        stack.append((root.iter(include_text=True), action, tag, closing))
     while stack:
-        children = stack[-1][0]
-        for node in children:
+        for node in stack[-1][0]:
             tag = node.tag or ""
             if tag == "-text":
                 value = node.text_content or ""
-                text = walker.text
-                text.append(value)
+                walker.text.append(value)
                 if walker.md is not None:
                     walker.md.append(_md_escape(value))
                 continue
-            if tag[:1] == "-" or _ACTION.get(tag) == _SKIP or not node.is_element_node:
+            # Comments and doctypes ("-comment", "-doctype") hold nothing to render;
+            # other non-elements (tag None) have no children, so they render nothing.
+            if tag[:1] == "-":
                 continue
-            stack.append((node.iter(include_text=True), tag, _open(walker, node, tag)))
+            action = _ACTION.get(tag, _INLINE)
+            if action == _SKIP:
+                continue
+            closing = _open(walker, node, tag, action) if action else ""
+            stack.append((node.iter(include_text=True), action, tag, closing))
             break
         else:
-            _, tag, closing = stack.pop()
-            _close(walker, tag, closing)
+            _, action, tag, closing = stack.pop()
+            if action == _BLOCK:
+                _close_block(walker, tag)
+            elif closing:
+                walker.markup(closing)
     walker.flush()
     return Rendered(text=_join_text(walker.blocks), markdown=_join_md(walker.blocks))
 
 
-def _open(walker: _Walker, node: LexborNode, tag: str) -> str:
-    """Handle an element's start; return the Markdown to write at its end."""
-    action = _ACTION.get(tag, _INLINE)
-    if action == _INLINE:
-        return ""
+def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
+    """Handle the start of an element that is not plain inline; return the Markdown to
+    write at its end."""
     if action == _BLOCK:
         walker.open_block(tag)
         if tag == "ul" or tag == "ol":
@@ -270,17 +276,14 @@ def _open(walker: _Walker, node: LexborNode, tag: str) -> str:
     return marker
 
 
-def _close(walker: _Walker, tag: str, closing: str) -> None:
-    if tag in BLOCK_TAGS:
-        walker.flush()
-        if (tag == "ul" or tag == "ol") and walker.lists:
-            walker.lists.pop()
-        elif tag == "blockquote":
-            walker.quote = max(0, walker.quote - 1)
-        elif tag == "pre":
-            walker.pre = max(0, walker.pre - 1)
-    elif closing:
-        walker.markup(closing)
+def _close_block(walker: _Walker, tag: str) -> None:
+    walker.flush()
+    if (tag == "ul" or tag == "ol") and walker.lists:
+        walker.lists.pop()
+    elif tag == "blockquote":
+        walker.quote = max(0, walker.quote - 1)
+    elif tag == "pre":
+        walker.pre = max(0, walker.pre - 1)
 
 
 def _start(node: LexborNode) -> int:
