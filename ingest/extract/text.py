@@ -149,13 +149,14 @@ class _Walker:
         self.pre = 0
 
     def flush(self) -> None:
-        parts = self.text
-        kind, prefix, md_parts = self.kind, self.prefix, self.md
+        """End the open block: append it to ``blocks`` if it holds any text."""
+        parts, md_parts = self.text, self.md
+        kind, prefix = self.kind, self.prefix
         self.kind, self.prefix, self.md = "p", "", None
         if not parts:  # most block boundaries close nothing
             return
-        self.text = []
         raw = "".join(parts)
+        parts.clear()  # in place: render() holds on to this list's append
         if self.pre:
             text = raw.strip("\n")
             if not text.strip():
@@ -198,6 +199,7 @@ class _Walker:
 def render(root: LexborNode, *, base: str | None) -> Rendered:
     """Plain text (blank line between blocks) and Markdown of ``root``."""
     walker = _Walker(base)
+    add_text = walker.text.append
     # One frame per open element: its children still to visit, what it does, its tag
     # and the Markdown to write when it closes. Iterating selectolax's child generator
     # in place (no list per element), handling text children inside the inner loop and
@@ -215,7 +217,7 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
             tag = node.tag or ""
             if tag == "-text":
                 value = node.text_content or ""
-                walker.text.append(value)
+                add_text(value)
                 if walker.md is not None:
                     walker.md.append(_md_escape(value))
                 continue
@@ -257,7 +259,7 @@ def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
             walker.md.append(_BR)
         return ""
     if action == _IMAGE:
-        attrs = node.attrs
+        attrs = node.attributes  # one dict: a missing name costs a KeyError in .attrs
         src = safe_url(attrs.get("src"), base=walker.base)
         if src:
             alt = _md_escape(attrs.get("alt") or "")
