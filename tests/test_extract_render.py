@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.extract.sanitize import _join, _join_slowly, safe_url, sanitize
-from ingest.extract.text import render
+from ingest.extract.text import _collapse, render
 
 BASE = "https://example.com/dir/page"
 
@@ -88,3 +90,15 @@ _URL_PIECES = st.sampled_from(
 def test_url_shortcut_agrees_with_urljoin(url: str, base: str) -> None:
     """The shortcut past urljoin for plain URLs gives exactly what urljoin gives."""
     assert _join(url, base) == (_join_slowly(url, base) if url and url[0] != "#" else None)
+
+
+def test_only_the_space_is_printable_whitespace() -> None:
+    """text._collapse relies on every other whitespace character being non-printable."""
+    spaces = (chr(c) for c in range(sys.maxunicode + 1))
+    assert [c for c in spaces if c.isspace() and c.isprintable()] == [" "]
+
+
+@given(st.text(alphabet=st.sampled_from("ab \t\n\r\xa0\u2009\u3000\x1c\x85é“")))
+def test_collapse_matches_split_and_join(raw: str) -> None:
+    """The shortcut in whitespace collapsing gives what split and join give."""
+    assert _collapse(raw) == " ".join(raw.split())

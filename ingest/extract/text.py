@@ -100,23 +100,40 @@ _ACTION = {
 
 
 def _md_escape(text: str) -> str:
-    # Chained str.replace beats str.translate (a dict lookup per character) by ~4x.
-    return (
-        text.replace("\\", "\\\\")
-        .replace("`", "\\`")
-        .replace("*", "\\*")
-        .replace("_", "\\_")
-        .replace("[", "\\[")
-        .replace("]", "\\]")
-        .replace("#", "\\#")
-    )
+    # These characters are rare in prose, and "in" (a memchr) is ~20x cheaper than a
+    # replace that finds nothing (a char-by-char count), so look before replacing.
+    if "\\" in text:
+        text = text.replace("\\", "\\\\")
+    if "`" in text:
+        text = text.replace("`", "\\`")
+    if "*" in text:
+        text = text.replace("*", "\\*")
+    if "_" in text:
+        text = text.replace("_", "\\_")
+    if "[" in text:
+        text = text.replace("[", "\\[")
+    if "]" in text:
+        text = text.replace("]", "\\]")
+    if "#" in text:
+        text = text.replace("#", "\\#")
+    return text
 
 
 def _lines(raw: str, newline: str) -> str:
     if _BR not in raw:
-        return " ".join(raw.split())
-    lines = (" ".join(line.split()) for line in raw.split(_BR))
+        return _collapse(raw)
+    lines = (_collapse(line) for line in raw.split(_BR))
     return newline.join(line for line in lines if line)
+
+
+def _collapse(raw: str) -> str:
+    """Whitespace runs as single spaces, none at the ends (as a browser shows text)."""
+    # Most text is already like that, and saying so is 2-3x cheaper than splitting it
+    # into words and joining them again. Every whitespace character except " " is
+    # non-printable (checked over all of Unicode), so a printable string has no other.
+    if raw.isprintable() and "  " not in raw and raw[:1] != " " and raw[-1:] != " ":
+        return raw
+    return " ".join(raw.split())
 
 
 @dataclass(frozen=True, slots=True)
