@@ -170,7 +170,7 @@ class _Walker:
         parts, md_parts = self.text, self.md
         kind, prefix = self.kind, self.prefix
         self.kind, self.prefix, self.md = "p", "", None
-        if not parts:  # most block boundaries close nothing
+        if not parts:
             return
         raw = "".join(parts)
         parts.clear()  # in place: render() holds on to this list's append
@@ -191,8 +191,11 @@ class _Walker:
                 md = _lines("".join(md_parts), "  \n")
         self.blocks.append((kind, text, "> " * self.quote + prefix + md))
 
-    def open_block(self, tag: str) -> None:
-        self.flush()
+    def open_block(self, tag: str, node: LexborNode) -> None:
+        if self.text:
+            self.flush()
+        else:  # most block boundaries close nothing: skip the call
+            self.kind, self.prefix, self.md = "p", "", None
         if tag in _HEADINGS:
             self.kind, self.prefix = tag, "#" * _HEADINGS[tag] + " "
         elif tag == "li":
@@ -204,6 +207,24 @@ class _Walker:
             else:
                 marker = "- "
             self.kind, self.prefix = "li", indent + marker
+        elif tag == "ul" or tag == "ol":
+            self.lists.append([_start(node)] if tag == "ol" else [])
+        elif tag == "blockquote":
+            self.quote += 1
+        elif tag == "pre":
+            self.pre += 1
+
+    def close_block(self, tag: str) -> None:
+        if self.text:
+            self.flush()
+        else:
+            self.kind, self.prefix, self.md = "p", "", None
+        if (tag == "ul" or tag == "ol") and self.lists:
+            self.lists.pop()
+        elif tag == "blockquote":
+            self.quote = max(0, self.quote - 1)
+        elif tag == "pre":
+            self.pre = max(0, self.pre - 1)
 
     def markup(self, value: str) -> None:
         if self.pre:  # a <pre> block is rendered from its text alone
@@ -227,8 +248,7 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
     if tag == "-text":
         walker.text.append(root.text_content or "")
     elif tag[:1] != "-" and (action := _ACTION.get(tag, _INLINE)) != _SKIP:
-        closing = _open(walker, root, tag, action) if action else ""
-        stack.append((root.iter(include_text=True), action, tag, closing))
+        stack.append((root.iter(include_text=True), action, tag, _open(walker, root, tag, action)))
     while stack:
         for node in stack[-1][0]:
             tag = node.tag or ""
@@ -245,13 +265,12 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
             action = _ACTION.get(tag, _INLINE)
             if action == _SKIP:
                 continue
-            closing = _open(walker, node, tag, action) if action else ""
-            stack.append((node.iter(include_text=True), action, tag, closing))
+            stack.append((node.iter(include_text=True), action, tag, _open(walker, node, tag, action)))
             break
         else:
             _, action, tag, closing = stack.pop()
             if action == _BLOCK:
-                _close_block(walker, tag)
+                walker.close_block(tag)
             elif closing:
                 walker.markup(closing)
     walker.flush()
@@ -259,16 +278,11 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
 
 
 def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
-    """Handle the start of an element that is not plain inline; return the Markdown to
-    write at its end."""
+    """Handle the start of an element; return the Markdown to write at its end."""
+    if action == _INLINE:
+        return ""
     if action == _BLOCK:
-        walker.open_block(tag)
-        if tag == "ul" or tag == "ol":
-            walker.lists.append([_start(node)] if tag == "ol" else [])
-        elif tag == "blockquote":
-            walker.quote += 1
-        elif tag == "pre":
-            walker.pre += 1
+        walker.open_block(tag, node)
         return ""
     if action == _LINE_BREAK:
         walker.text.append("\n" if walker.pre else _BR)
@@ -293,16 +307,6 @@ def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
     marker = _EMPHASIS[tag]
     walker.markup(marker)
     return marker
-
-
-def _close_block(walker: _Walker, tag: str) -> None:
-    walker.flush()
-    if (tag == "ul" or tag == "ol") and walker.lists:
-        walker.lists.pop()
-    elif tag == "blockquote":
-        walker.quote = max(0, walker.quote - 1)
-    elif tag == "pre":
-        walker.pre = max(0, walker.pre - 1)
 
 
 def _start(node: LexborNode) -> int:
