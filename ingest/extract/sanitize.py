@@ -194,44 +194,63 @@ def _origin(base: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in _SAFE_SCHEMES else None
 
 
-# Start tags that never carry attributes, written as constants; end tags likewise.
-_PLAIN_START = {tag: f"<{tag}>" for tag in _ALLOWED if tag not in _ATTRIBUTES}
-_END = {tag: "" if tag in _VOID else f"</{tag}>" for tag in _ALLOWED}
+# What to write around an element's content: (start tag, end tag). An end of None means
+# the content is not written either (void and dropped elements); ("", "") unwraps.
+Tags = tuple[str, str | None]
+_UNWRAP: Tags = ("", "")
+_DROP: Tags = ("", None)
+# Every tag whose output needs no look at its attributes, looked up once per element.
+_FIXED: dict[str, Tags] = {
+    **{tag: _DROP for tag in _DROPPED},
+    **{
+        tag: (f"<{tag}>", None if tag in _VOID else f"</{tag}>")
+        for tag in _ALLOWED
+        if tag not in _ATTRIBUTES
+    },
+}
+
+
+def html_tags(node: LexborNode, tag: str, base: str | None) -> Tags:
+    """The start and end tags to write around ``node``'s content (see ``Tags``)."""
+    fixed = _FIXED.get(tag)
+    if fixed is not None:
+        return fixed
+    if tag not in _ATTRIBUTES:  # span, font, custom elements: keep the content only
+        return _UNWRAP
+    start = _start_tag(node, tag, base)
+    if start is None:
+        return _DROP
+    return start, None if tag in _VOID else f"</{tag}>"
 
 
 def sanitize(root: LexborNode, *, base: str | None) -> str:
     """The allowlisted HTML of ``root`` and its descendants."""
     out: list[str] = []
-    # One frame per open element: its children still to visit and its end tag ("" for
-    # an unwrapped one). As in text.render, the child generator is consumed in place
-    # and text children are handled in the inner loop, since the Python work per node
-    # is what this costs.
+    # One frame per open element: its children still to visit and its end tag. As in
+    # text.render, the child generator is consumed in place and text children are
+    # handled in the inner loop, since the Python work per node is what this costs.
     stack: list[tuple[Iterator[LexborNode], str]] = []
     tag = root.tag or ""
     if tag == "-text":
-        out.append(_escape_text(root.text_content or ""))
+        out.append(escape_text(root.text_content or ""))
     elif tag[:1] != "-" and tag not in _DROPPED:
         stack.append((root.iter(include_text=True), ""))  # the root itself is not written
     while stack:
         for node in stack[-1][0]:
             tag = node.tag or ""
             if tag == "-text":
-                out.append(_escape_text(node.text_content or ""))
+                out.append(escape_text(node.text_content or ""))
                 continue
             # Comments and doctypes ("-comment", "-doctype") are dropped; other
             # non-elements (tag None) have no children, so unwrapping them adds nothing.
-            if tag[:1] == "-" or tag in _DROPPED:
+            if tag[:1] == "-":
                 continue
-            if tag not in _ALLOWED:  # unwrapped: its content stays, the tag goes
-                stack.append((node.iter(include_text=True), ""))
-                break
-            start = _PLAIN_START.get(tag) or _start_tag(node, tag, base)
-            if start is None:
+            start, end = html_tags(node, tag, base)
+            if start:
+                out.append(start)
+            if end is None:
                 continue
-            out.append(start)
-            if tag in _VOID:
-                continue
-            stack.append((node.iter(include_text=True), _END[tag]))
+            stack.append((node.iter(include_text=True), end))
             break
         else:
             end = stack.pop()[1]
@@ -240,7 +259,8 @@ def sanitize(root: LexborNode, *, base: str | None) -> str:
     return "".join(out).strip()
 
 
-def _escape_text(text: str) -> str:
+def escape_text(text: str) -> str:
+    """``text`` escaped for HTML content."""
     # html.escape(text, quote=False). "&", "<" and ">" are rare in text, and "in" (a
     # memchr) is far cheaper than a replace that finds nothing, so look first.
     if "&" in text:
