@@ -62,6 +62,22 @@ def test_sanitize_keeps_allowlisted_markup_only() -> None:
     )
 
 
+def test_render_writes_the_sanitized_html() -> None:
+    """The HTML written in the rendering walk is what sanitize() writes on its own."""
+    root = body(
+        "<article><h2>T</h2><form><label>Name <b>x</b></label></form><p>a<br>b"
+        "<img src='/i.png' alt='i'><video>v<source src='/v.mp4'></video>"
+        "<a href='/l'>l</a></p></article>"
+    )
+    got = render(root, base=BASE)
+    assert got.html == sanitize(root, base=BASE)
+    assert got.html == (
+        '<article><h2>T</h2><p>a<br>b<img src="https://example.com/i.png" alt="i">'
+        '<a href="https://example.com/l">l</a></p></article>'
+    )
+    assert got.text == "T\n\nName x\n\na\nbvl"
+
+
 def test_safe_url_schemes() -> None:
     """Only http(s) (and mailto for links) survive; relative URLs need a base."""
     assert safe_url("/a b", base=BASE) == "https://example.com/ab"
@@ -74,8 +90,33 @@ def test_safe_url_schemes() -> None:
 
 
 _URL_PIECES = st.sampled_from(
-    ["http:", "https:", "HTTP:", "//", "/", "./", "../", ".", "a", "b.c", ":80", "@", ";p",
-     "?", "?q=1", "#", "#f", "[", "]", "%20", "~x", "-", "mailto:", "", "é"]
+    [
+        "http:",
+        "https:",
+        "HTTP:",
+        "//",
+        "/",
+        "./",
+        "../",
+        ".",
+        "a",
+        "b.c",
+        ":80",
+        "@",
+        ";p",
+        "?",
+        "?q=1",
+        "#",
+        "#f",
+        "[",
+        "]",
+        "%20",
+        "~x",
+        "-",
+        "mailto:",
+        "",
+        "é",
+    ]
 )
 
 
@@ -83,8 +124,16 @@ _URL_PIECES = st.sampled_from(
 @given(
     url=st.lists(_URL_PIECES, min_size=1, max_size=8).map("".join),
     base=st.sampled_from(
-        [BASE, "http://example.com", "https://u@h.example:8080/a/b/?q#f", "http:/x",
-         "https://[::1]/x", "http://[bad/", "ftp://f.example/x", "example.com/rel"]
+        [
+            BASE,
+            "http://example.com",
+            "https://u@h.example:8080/a/b/?q#f",
+            "http:/x",
+            "https://[::1]/x",
+            "http://[bad/",
+            "ftp://f.example/x",
+            "example.com/rel",
+        ]
     ),
 )
 def test_url_shortcut_agrees_with_urljoin(url: str, base: str) -> None:

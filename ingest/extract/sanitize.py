@@ -6,6 +6,9 @@ and kept only for http(s) (and mailto for links). Disallowed wrapper tags (``spa
 ``font``, custom elements) are unwrapped; dangerous or useless ones (scripts, frames,
 forms, styles, media players) are dropped with their content. Event handlers and
 ``style`` attributes never survive because no attribute outside the allowlist does.
+
+``html_tags`` is that policy for one element; ``text.render`` applies it in the walk that
+also writes the text and Markdown, and ``sanitize`` is the same walk for the HTML alone.
 """
 
 from __future__ import annotations
@@ -201,7 +204,7 @@ _UNWRAP: Tags = ("", "")
 _DROP: Tags = ("", None)
 # Every tag whose output needs no look at its attributes, looked up once per element.
 _FIXED: dict[str, Tags] = {
-    **{tag: _DROP for tag in _DROPPED},
+    **dict.fromkeys(_DROPPED, _DROP),
     **{
         tag: (f"<{tag}>", None if tag in _VOID else f"</{tag}>")
         for tag in _ALLOWED

@@ -1,7 +1,8 @@
-"""Block-aware plain text and Markdown of the main content.
+"""Block-aware plain text and Markdown of the main content, and its sanitized HTML.
 
 One iterative walk over the content subtree (no recursion, so 50,000 nested elements
-cannot overflow the stack). Inline elements add no characters of their own, so
+cannot overflow the stack) writes all three; what the HTML may hold is decided in
+``sanitize``. Inline elements add no characters of their own, so
 ``wor<b>ld</b>`` reads "world"; block elements end the current line; whitespace inside a
 block collapses to single spaces as a browser renders it, except in ``<pre>``.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from selectolax.lexbor import LexborNode
 
-from ingest.extract.sanitize import safe_url
+from ingest.extract.sanitize import escape_text, html_tags, safe_url
 
 BLOCK_TAGS = frozenset(
     {
@@ -90,9 +91,9 @@ _BR = "\x00"
 # set tests, which matters because rendering costs about a microsecond per node.
 _INLINE, _BLOCK, _SKIP, _LINE_BREAK, _IMAGE, _LINK, _EMPH = range(7)
 _ACTION = {
-    **{tag: _BLOCK for tag in BLOCK_TAGS},
-    **{tag: _SKIP for tag in SKIP_TAGS},
-    **{tag: _EMPH for tag in _EMPHASIS},
+    **dict.fromkeys(BLOCK_TAGS, _BLOCK),
+    **dict.fromkeys(SKIP_TAGS, _SKIP),
+    **dict.fromkeys(_EMPHASIS, _EMPH),
     "br": _LINE_BREAK,
     "img": _IMAGE,
     "a": _LINK,
@@ -138,10 +139,11 @@ def _collapse(raw: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """The content as plain text and as Markdown."""
+    """The content as plain text, as Markdown and as allowlisted HTML."""
 
     text: str
     markdown: str
+    html: str
 
 
 class _Walker:
@@ -152,7 +154,7 @@ class _Walker:
     never do, and their Markdown is then their collapsed text escaped in one go.
     """
 
-    __slots__ = ("base", "blocks", "kind", "prefix", "text", "md", "lists", "quote", "pre")
+    __slots__ = ("base", "blocks", "kind", "lists", "md", "pre", "prefix", "quote", "text")
 
     def __init__(self, base: str | None) -> None:
         self.base = base
@@ -235,20 +237,29 @@ class _Walker:
 
 
 def render(root: LexborNode, *, base: str | None) -> Rendered:
-    """Plain text (blank line between blocks) and Markdown of ``root``."""
+    """Plain text (blank line between blocks), Markdown and sanitized HTML of ``root``."""
     walker = _Walker(base)
     add_text = walker.text.append
-    # One frame per open element: its children still to visit, what it does, its tag
-    # and the Markdown to write when it closes. Iterating selectolax's child generator
-    # in place (no list per element), handling text children inside the inner loop and
-    # calling out only for elements that do something keep the Python work per node
-    # small: that work, not the calls into Lexbor, is most of the cost.
-    stack: list[tuple[Iterator[LexborNode], int, str, str]] = []
+    html: list[str] = []
+    add_html = html.append
+    hidden = 0  # how many open elements keep their content out of the HTML
+    # One frame per open element: its children still to visit, what it does, its tag,
+    # the Markdown to write when it closes and its HTML end tag (None: it hid its
+    # content from the HTML). Iterating selectolax's child generator in place (no list
+    # per element) and handling text children inside the inner loop keep the Python
+    # work per node small: that work, not the calls into Lexbor, is most of the cost.
+    # One walk serves all three outputs because the walk is a third of that work.
+    stack: list[tuple[Iterator[LexborNode], int, str, str, str | None]] = []
     tag = root.tag or ""
     if tag == "-text":
-        walker.text.append(root.text_content or "")
+        value = root.text_content or ""
+        add_text(value)
+        add_html(escape_text(value))
     elif tag[:1] != "-" and (action := _ACTION.get(tag, _INLINE)) != _SKIP:
-        stack.append((root.iter(include_text=True), action, tag, _open(walker, root, tag, action)))
+        end = None if html_tags(root, tag, base)[1] is None else ""  # root: content only
+        hidden += end is None
+        closing = _open(walker, root, tag, action) if action else ""
+        stack.append((root.iter(include_text=True), action, tag, closing, end))
     while stack:
         for node in stack[-1][0]:
             tag = node.tag or ""
@@ -257,30 +268,47 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
                 add_text(value)
                 if walker.md is not None:
                     walker.md.append(_md_escape(value))
+                if not hidden:
+                    add_html(escape_text(value))
                 continue
             # Comments and doctypes ("-comment", "-doctype") hold nothing to render;
             # other non-elements (tag None) have no children, so they render nothing.
             if tag[:1] == "-":
                 continue
             action = _ACTION.get(tag, _INLINE)
-            if action == _SKIP:
+            if action == _SKIP:  # every skipped tag is dropped from the HTML too
                 continue
-            stack.append((node.iter(include_text=True), action, tag, _open(walker, node, tag, action)))
+            if hidden:
+                end = ""
+            else:
+                start, end = html_tags(node, tag, base)
+                if start:
+                    add_html(start)
+                if end is None:
+                    hidden += 1
+            closing = _open(walker, node, tag, action) if action else ""
+            stack.append((node.iter(include_text=True), action, tag, closing, end))
             break
         else:
-            _, action, tag, closing = stack.pop()
+            _, action, tag, closing, end = stack.pop()
             if action == _BLOCK:
                 walker.close_block(tag)
             elif closing:
                 walker.markup(closing)
+            if end is None:
+                hidden -= 1
+            elif end:
+                add_html(end)
     walker.flush()
-    return Rendered(text=_join_text(walker.blocks), markdown=_join_md(walker.blocks))
+    return Rendered(
+        text=_join_text(walker.blocks),
+        markdown=_join_md(walker.blocks),
+        html="".join(html).strip(),
+    )
 
 
 def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
     """Handle the start of an element; return the Markdown to write at its end."""
-    if action == _INLINE:
-        return ""
     if action == _BLOCK:
         walker.open_block(tag, node)
         return ""
