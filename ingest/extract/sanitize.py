@@ -6,11 +6,15 @@ and kept only for http(s) (and mailto for links). Disallowed wrapper tags (``spa
 ``font``, custom elements) are unwrapped; dangerous or useless ones (scripts, frames,
 forms, styles, media players) are dropped with their content. Event handlers and
 ``style`` attributes never survive because no attribute outside the allowlist does.
+
+``html_tags`` is that policy for one element; ``text.render`` applies it in the walk that
+also writes the text and Markdown, and ``sanitize`` is the same walk for the HTML alone.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from html import escape
 from urllib.parse import urljoin, urlsplit
@@ -134,69 +138,154 @@ _URL_JUNK = re.compile(r"[\x00-\x20\x7f]+")
 _SAFE_SCHEMES = frozenset({"http", "https"})
 
 
+# A URL urljoin gives back unchanged (an absolute http(s) URL with a host), or as the
+# base's origin plus itself (a path from the root), as long as it has no query, fragment,
+# params or brackets for urljoin to rebuild or reject. Most links and images on a page
+# are one of the two, and urljoin + urlsplit (pure Python) were a fifth of the cost of
+# rendering a page. tests/test_extract_render.py checks the shortcut against urljoin.
+_PLAIN_URL = re.compile(r"(?:https?://[^/;?#\[\]]|/(?!/))[^;?#\[\]]*")
+
+
 def safe_url(value: str | None, *, base: str | None, allow_mailto: bool = False) -> str | None:
     """``value`` made absolute against ``base``, or None unless it is http(s)."""
     if not value:
         return None
-    return _safe_url(value, base, allow_mailto)
-
-
-@lru_cache(maxsize=4096)
-def _safe_url(value: str, base: str | None, allow_mailto: bool) -> str | None:
-    # Cached: a page repeats the same few URLs, and urljoin is the costly part.
-    cleaned = _URL_JUNK.sub("", value) if value.isascii() else value.strip()
-    if not cleaned or cleaned.startswith("#"):
+    joined = _join(value, base)
+    if joined is None:
         return None
-    try:
-        absolute = urljoin(base, cleaned) if base else cleaned
-        scheme = urlsplit(absolute).scheme.lower()
-    except ValueError:
-        return None
+    absolute, scheme = joined
     if scheme in _SAFE_SCHEMES or (allow_mailto and scheme == "mailto"):
         return absolute
     # Without a base a relative URL stays relative: harmless, and better than nothing.
     return absolute if not scheme and not base and not absolute.startswith("//") else None
 
 
+@lru_cache(maxsize=4096)
+def _join(value: str, base: str | None) -> tuple[str, str] | None:
+    """``value`` cleaned and made absolute, with its lower-cased scheme; None if empty,
+    a fragment or unparseable."""
+    # Cached: a page repeats the same few URLs, and text and HTML both ask for each.
+    cleaned = _URL_JUNK.sub("", value) if value.isascii() else value.strip()
+    if not cleaned or cleaned.startswith("#"):
+        return None
+    if base and cleaned.isascii() and _PLAIN_URL.fullmatch(cleaned):
+        origin = _origin(base)
+        if origin is not None:
+            if cleaned[0] != "/":
+                return cleaned, cleaned[: cleaned.index(":")]
+            if "/." not in cleaned:  # "." and ".." segments need urljoin to resolve
+                return origin + cleaned, origin[: origin.index(":")]
+    return _join_slowly(cleaned, base)
+
+
+def _join_slowly(cleaned: str, base: str | None) -> tuple[str, str] | None:
+    try:
+        absolute = urljoin(base, cleaned) if base else cleaned
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        return None
+    return absolute, scheme
+
+
+@lru_cache(maxsize=64)
+def _origin(base: str) -> str | None:
+    """``scheme://host`` of an http(s) ``base`` that urljoin can parse, else None."""
+    try:
+        parts = urlsplit(base)
+    except ValueError:
+        return None
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in _SAFE_SCHEMES else None
+
+
+# What to write around an element's content: (start tag, end tag). An end of None means
+# the content is not written either (void and dropped elements); ("", "") unwraps.
+Tags = tuple[str, str | None]
+_UNWRAP: Tags = ("", "")
+_DROP: Tags = ("", None)
+# Every tag whose output needs no look at its attributes, looked up once per element.
+_FIXED: dict[str, Tags] = {
+    **dict.fromkeys(_DROPPED, _DROP),
+    **{
+        tag: (f"<{tag}>", None if tag in _VOID else f"</{tag}>")
+        for tag in _ALLOWED
+        if tag not in _ATTRIBUTES
+    },
+}
+
+
+def html_tags(node: LexborNode, tag: str, base: str | None) -> Tags:
+    """The start and end tags to write around ``node``'s content (see ``Tags``)."""
+    fixed = _FIXED.get(tag)
+    if fixed is not None:
+        return fixed
+    if tag not in _ATTRIBUTES:  # span, font, custom elements: keep the content only
+        return _UNWRAP
+    start = _start_tag(node, tag, base)
+    if start is None:
+        return _DROP
+    return start, None if tag in _VOID else f"</{tag}>"
+
+
 def sanitize(root: LexborNode, *, base: str | None) -> str:
     """The allowlisted HTML of ``root`` and its descendants."""
     out: list[str] = []
-    stack: list[LexborNode | str] = [root]
+    # One frame per open element: its children still to visit and its end tag. As in
+    # text.render, the child generator is consumed in place and text children are
+    # handled in the inner loop, since the Python work per node is what this costs.
+    stack: list[tuple[Iterator[LexborNode], str]] = []
+    tag = root.tag or ""
+    if tag == "-text":
+        out.append(escape_text(root.text_content or ""))
+    elif tag[:1] != "-" and tag not in _DROPPED:
+        stack.append((root.iter(include_text=True), ""))  # the root itself is not written
     while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        if item.is_text_node:
-            out.append(escape(item.text_content or "", quote=False))
-            continue
-        tag = item.tag or ""
-        if not item.is_element_node or tag in _DROPPED:
-            continue
-        children = list(item.iter(include_text=True))
-        if tag in _ALLOWED and item is not root:
-            start = _start_tag(item, tag, base)
-            if start is None:
+        for node in stack[-1][0]:
+            tag = node.tag or ""
+            if tag == "-text":
+                out.append(escape_text(node.text_content or ""))
                 continue
-            out.append(start)
-            if tag in _VOID:
+            # Comments and doctypes ("-comment", "-doctype") are dropped; other
+            # non-elements (tag None) have no children, so unwrapping them adds nothing.
+            if tag[:1] == "-":
                 continue
-            stack.append(f"</{tag}>")
-        stack.extend(reversed(children))
+            start, end = html_tags(node, tag, base)
+            if start:
+                out.append(start)
+            if end is None:
+                continue
+            stack.append((node.iter(include_text=True), end))
+            break
+        else:
+            end = stack.pop()[1]
+            if end:
+                out.append(end)
     return "".join(out).strip()
+
+
+def escape_text(text: str) -> str:
+    """``text`` escaped for HTML content."""
+    # html.escape(text, quote=False). "&", "<" and ">" are rare in text, and "in" (a
+    # memchr) is far cheaper than a replace that finds nothing, so look first.
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
 
 
 def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
     """``<tag attr="...">`` with safe attributes only; None drops the element (an image
     without a usable source)."""
-    names = _ATTRIBUTES.get(tag, ())
-    attrs = node.attrs if names else None
+    # One dict of all attributes: each lookup of a missing name through ``node.attrs``
+    # raises and catches a KeyError inside selectolax, which costs more than the dict.
+    attrs = node.attributes
     parts = [tag]
-    for name in names:
-        assert attrs is not None
+    for name in _ATTRIBUTES[tag]:
         value = attrs.get(name)
         if tag == "img" and name == "src":
-            value = _image_source(node, value)
+            value = _image_source(attrs, value)
         if value is None:
             continue
         if name in _URL_ATTRIBUTES:
@@ -209,8 +298,7 @@ def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
     return "<" + " ".join(parts) + ">"
 
 
-def _image_source(node: LexborNode, src: str | None) -> str | None:
+def _image_source(attrs: dict[str, str | None], src: str | None) -> str | None:
     if src and not src.startswith("data:"):
         return src
-    attrs = node.attrs
     return next((v for name in _LAZY_SRC if (v := attrs.get(name))), None)
