@@ -21,7 +21,6 @@ from ingest.extract.body import find_content
 from ingest.extract.decode import utf8_bytes
 from ingest.extract.limits import flatten_deep_nesting
 from ingest.extract.metadata import Metadata, read_metadata
-from ingest.extract.sanitize import sanitize
 from ingest.extract.text import render
 from ingest.models import Extraction, ExtractRules
 
@@ -56,7 +55,7 @@ def extract(
     text = rendered.text
     if count_words(text) < _MIN_WORDS:
         raise ExtractError(f"extract: no article body found: {where}")
-    return _extraction(meta, text=text, html=sanitize(root, base=base), markdown=rendered.markdown)
+    return _extraction(meta, text=text, html=rendered.html, markdown=rendered.markdown)
 
 
 def _extraction(meta: Metadata, *, text: str, html: str, markdown: str) -> Extraction:
