@@ -97,7 +97,7 @@ class Blocks:
             if not tag or tag[0] in "-!":  # comments, doctype
                 continue
             number = len(tags)
-            parent = index.get(_parent_id(node), -1) if number else -1
+            parent = index.get(node.parent.mem_id, -1) if number else -1  # type: ignore[union-attr]
             index[node.mem_id] = number
             nodes.append(node)
             tags.append(tag)
@@ -212,8 +212,3 @@ def count_words(text: str) -> int:
     if not text.isascii():
         words += len(_UNSPACED.findall(text)) // 2
     return words
-
-
-def _parent_id(node: LexborNode) -> int:
-    parent = node.parent
-    return parent.mem_id if parent is not None else -1

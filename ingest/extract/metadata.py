@@ -228,9 +228,11 @@ def _json_ld_article(tree: LexborHTMLParser) -> dict[str, Any]:
 
 def _ld_documents(tree: LexborHTMLParser, seen: list[Any]) -> Iterator[Any]:
     """The page's JSON-LD documents, parsed one at a time and kept in ``seen``."""
-    scripts = tree.css('script[type="application/ld+json"]')
-    # Some frameworks write their JSON-LD into a meta tag instead of a script.
-    metas = tree.css('meta[name="script:ld+json"]')
+    # Some frameworks write their JSON-LD into a meta tag instead of a script; scripts
+    # are read first. One query walks the document once.
+    found = tree.css('script[type="application/ld+json"], meta[name="script:ld+json"]')
+    scripts = [node for node in found if node.tag == "script"]
+    metas = [node for node in found if node.tag != "script"]
     for text in (*(s.text() for s in scripts), *(m.attributes.get("content") or "" for m in metas)):
         seen.append(_load_json(text))
         yield seen[-1]

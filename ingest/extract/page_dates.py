@@ -56,9 +56,11 @@ _HEADINGS = 20
 # Share of the title's words a heading must hold to be taken for the headline.
 _TITLE_OVERLAP = 0.7
 _WORD = re.compile(r"\w+")
+# (Matches come in document order; "[class*='date' i]" also stands for .date, .post-date,
+# .entry-date and .dateline.)
 _DATE_SELECTOR = (
-    "time, .date, .published, .post-date, .entry-date, .byline, .dateline, .meta, "
-    "[class*='date' i], [class*='time' i], [itemprop='datePublished']"
+    "time, .published, .byline, .meta, [class*='date' i], [class*='time' i], "
+    "[itemprop='datePublished']"
 )
 # Date-named elements to read at most, and the longest text one may hold: beyond that
 # it is a container of many things, not a date line.
