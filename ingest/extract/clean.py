@@ -323,10 +323,10 @@ def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> Non
     """Remove the blocks under ``root`` whose class or id names them as boilerplate."""
     words, _ = blocks.sums()
     page_words = words[root]
-    nodes = blocks.nodes
+    nodes, dead = blocks.nodes, blocks.dead()
     for i in blocks.numbers(nodes[root].css("[class], [id]")):
-        if i in protected or i == root:
-            continue
+        if dead[i] or i in protected or i == root:
+            continue  # (inside a block removed already: nothing to decide)
         attrs = nodes[i].attributes
         verdict = _boilerplate(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
         if verdict == "weak" and words[i] > _WEAK_SHARE * page_words:
