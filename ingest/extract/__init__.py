@@ -1,12 +1,16 @@
 """The extract stage: one HTML page in, its article (text, HTML, Markdown, metadata) out.
 
-    decode   bytes -> UTF-8 (BOM, HTTP charset, <meta charset>, never-failing fallback)
-    limits   caps on pathological nesting, applied before parsing
-    metadata title, authors, dates (via dates), language, site, image, tags, canonical
-    clean    removal of never-content tags, hidden blocks and class/id-named boilerplate
-    body     choice of the main-content container and pruning inside it
-    text     block-aware plain text and Markdown of that container
-    sanitize allowlisted HTML of that container
+    decode      bytes -> UTF-8 (BOM, HTTP charset, <meta charset>, never-failing fallback)
+    limits      caps on pathological nesting, applied before parsing
+    metadata    title, authors, language, site, image, tags, canonical
+    page_dates  published and modified times (strings parsed by dates)
+    clean       removal of never-content tags, hidden blocks and class/id-named boilerplate
+    blocks      a flat index of the page (tags, parents, word counts) built in one pass
+    teasers     lists of cards for other stories
+    body        choice of the main-content container and pruning inside it
+    furniture   text patterns of labels, datelines and notices inside the article
+    text        block-aware plain text, Markdown and allowlisted HTML of that container
+    sanitize    the HTML allowlist
 
 selectolax (Lexbor) is imported only in this package; its types stop here.
 """
