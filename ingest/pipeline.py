@@ -132,11 +132,20 @@ class _Tally:
 
 
 async def poll_source(
-    ctx: Context, source: Source, *, on_stored: OnStored | None = None
+    ctx: Context,
+    source: Source,
+    *,
+    state: SourceState | None = None,
+    on_stored: OnStored | None = None,
 ) -> RunReport:
-    """Poll one source once: the function the daemon and ``ingest poll`` call."""
+    """Poll one source once: the function the daemon and ``ingest poll`` call.
+
+    ``state``: the source's saved state, if the caller has read it already (``ingest
+    poll`` reads every source's in one query); None reads it here.
+    """
     started = ctx.now()
-    state = await ctx.store.source_state(source.name)
+    if state is None:
+        state = await ctx.store.source_state(source.name)
     if state is None or state.url != source.url:  # new, or its URL changed in the config
         state = SourceState(name=source.name, url=source.url)
     if state.last_status == "gone":  # HTTP 410 earlier: not polled until the config changes
