@@ -235,8 +235,9 @@ class Fetcher:
                     self._hosts.refuse_if_waiting(key, url=url)  # it may have come meanwhile
                     outcome = await self._hop(current, url, options)
                 if isinstance(outcome, Page):
-                    moved = permanent and str(current) != str(_parse_url(url, requested=url))
-                    return replace(outcome, permanent_redirect=str(current) if moved else None)
+                    # Redirected at all (a loop back to `url` is refused), and permanently.
+                    moved = permanent and len(seen) > 1
+                    return replace(outcome, permanent_redirect=str(current)) if moved else outcome
                 current, permanent = outcome.url, permanent and outcome.permanent
                 if str(current) in seen:
                     raise FetchError(f"redirect loop at {current}", url=url)

@@ -132,6 +132,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         with _mapped(httpcore.WriteTimeout, httpcore.WriteError):
             self._writer.write(buffer)
+            if not self._writer.transport.get_write_buffer_size():
+                await self._writer.drain()  # all sent: this only reports a broken connection
+                return
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
 
@@ -220,6 +223,8 @@ class OriginPools:
     def _evict(self) -> list[_Pool]:
         """Take the least recently used idle pools past `max_pools` out of the table."""
         excess = len(self._pools) - self._max_pools
+        if excess <= 0:
+            return []
         evicted: list[_Pool] = []
         for key, entry in list(self._pools.items()):
             if len(evicted) >= excess:
