@@ -104,13 +104,11 @@ def extraction_pool(workers: int) -> Executor | None:
     if count <= 1:
         return None
     context = multiprocessing.get_context("forkserver")
+    # Workers start when the first pages wait (one per page waiting, up to `count`): an
+    # idle cycle, which extracts nothing, starts none (starting them costs 2 CPU-s and
+    # 100 MB: bench/e2e.py's idle cycle measured it).
     context.set_forkserver_preload(["ingest.pipeline"])
-    pool = ProcessPoolExecutor(max_workers=count, mp_context=context)
-    # Workers are started on demand, one per task waiting: start them all now, so the
-    # first pages of a run are not extracted on one core while the others start.
-    for _ in range(count):
-        pool.submit(os.getpid)
-    return pool
+    return ProcessPoolExecutor(max_workers=count, mp_context=context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,7 @@ WAIT_STATUSES = frozenset({429, 503})  # whose Retry-After we remember per host
 # that repeat within seconds (bench/e2e.py's idle cycle: 10,000 feeds on 50 hosts).
 IDLE_ORIGINS = 128
 DISCARD_BYTES = 64 * 1024  # the most of an unwanted body read to keep its connection
+DISCARD_SECONDS = 1.0  # and the longest wait for it
 
 
 def _utcnow() -> datetime:
@@ -401,11 +402,21 @@ async def _read(response: httpx.Response, requested: str, options: _Options) -> 
 async def _discard(response: httpx.Response) -> None:
     """Read a body we do not want (a 304's, a redirect's, an error page), so that its
     connection can serve the next request: httpcore closes a connection whose response
-    was not read to the end. A body past DISCARD_BYTES is not worth it: the connection
-    is closed instead. (Before this, every 304 of an idle cycle cost a new connection.)
+    was not read to the end. (Before this, every 304 of an idle cycle cost a new
+    connection.) A body that is large or slow to come is not worth it, and failing to
+    read it is not the request's failure: the connection is closed instead.
     """
     if response.is_stream_consumed:  # a response built from bytes (httpx.MockTransport)
         return
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        if response.status_code == 304:  # never has a body (RFC 9110 §15.4.5): no wait
+            await _drain(response)
+            return
+        async with asyncio.timeout(DISCARD_SECONDS):
+            await _drain(response)
+
+
+async def _drain(response: httpx.Response) -> None:
     seen = 0
     async for raw in response.aiter_raw():
         seen += len(raw)

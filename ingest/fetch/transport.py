@@ -261,6 +261,7 @@ class PinnedTransport(httpx.AsyncHTTPTransport):
     """
 
     def __init__(self, *, backend: PinnedBackend, limits: httpx.Limits, max_origins: int) -> None:
+        # TLS is always verified: there is deliberately no setting to turn it off.
         super().__init__(verify=True, trust_env=False, http1=True, http2=False, limits=limits)
         _remember_sniffio_is_missing()
         ssl_context = httpx.create_ssl_context(verify=True, trust_env=False)
