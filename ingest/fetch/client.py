@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -227,12 +227,11 @@ class Fetcher:
                 if not self._settings.allow_private_networks:
                     _refuse_literal(current, requested=url)
                 self._hosts.refuse_if_waiting(key, url=url)  # before queueing: fail fast
-                async with contextlib.AsyncExitStack() as held:
-                    with self._paused(deadline):
-                        if options.robots:
-                            await self._obey_robots(current, key, requested=url)
-                        await held.enter_async_context(self._hosts.slot(key))
-                        await held.enter_async_context(self._all)
+                remaining = self._pause(deadline)
+                if options.robots:
+                    await self._obey_robots(current, key, requested=url)
+                async with self._hosts.slot(key), self._all:
+                    self._resume(deadline, remaining)
                     self._hosts.refuse_if_waiting(key, url=url)  # it may have come meanwhile
                     outcome = await self._hop(current, url, options)
                 if isinstance(outcome, Page):
@@ -245,15 +244,20 @@ class Fetcher:
                 seen.add(str(current))
         raise FetchError(f"too many redirects (more than {self._settings.max_redirects})", url=url)
 
-    @contextlib.contextmanager
-    def _paused(self, deadline: asyncio.Timeout) -> Iterator[None]:
-        """Stop the deadline's clock in the block; it starts at the first block's end."""
-        loop = asyncio.get_running_loop()
+    def _pause(self, deadline: asyncio.Timeout) -> float:
+        """Stop the deadline's clock (queueing, politeness and robots.txt are not this
+        request being slow); return the seconds it has left. Before the first hop it
+        has not started: all of `total_timeout`."""
         when = deadline.when()
-        remaining = self._settings.total_timeout if when is None else when - loop.time()
+        remaining = self._settings.total_timeout
+        if when is not None:
+            remaining = when - asyncio.get_running_loop().time()
         deadline.reschedule(None)
-        yield
-        deadline.reschedule(loop.time() + remaining)
+        return remaining
+
+    @staticmethod
+    def _resume(deadline: asyncio.Timeout, remaining: float) -> None:
+        deadline.reschedule(asyncio.get_running_loop().time() + remaining)
 
     async def _hop(self, target: httpx.URL, requested: str, options: _Options) -> Page | _Redirect:
         """One request: a Page, or where a redirect points."""
