@@ -206,9 +206,10 @@ def cmd_poll(settings: Settings, args: argparse.Namespace) -> int:
 
     async def run() -> list[RunReport]:
         async with _context(settings) as ctx:
+            states = {state.name: state for state in await ctx.store.source_states()}
 
             async def one(source: Source) -> RunReport:
-                report = await poll_source(ctx, source)
+                report = await poll_source(ctx, source, state=states.get(source.name))
                 if progress:
                     progress.advance(report)
                 else:

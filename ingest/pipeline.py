@@ -104,13 +104,29 @@ def extraction_pool(workers: int) -> Executor | None:
     if count <= 1:
         return None
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["ingest.extract"])
+    # Workers start when the first pages wait (one per page waiting, up to `count`): an
+    # idle cycle, which extracts nothing, starts none (starting them costs 2 CPU-s and
+    # 100 MB: bench/e2e.py's idle cycle measured it).
+    context.set_forkserver_preload(["ingest.pipeline"])
     return ProcessPoolExecutor(max_workers=count, mp_context=context)
 
 
-async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> Extraction:
+@dataclass(frozen=True, slots=True)
+class _Extracted:
+    extraction: Extraction
+    fingerprint: str  # dedup.fingerprint of its text
+
+
+def _extract_page(body: bytes, *, url: str, charset: str | None, rules: ExtractRules) -> _Extracted:
+    """Run in the extraction process: the fingerprint (normalizing and hashing the
+    whole text) is CPU work too, kept off the event loop."""
+    extraction = extract.extract(body, url=url, charset=charset, rules=rules)
+    return _Extracted(extraction, dedup.fingerprint(extraction.text))
+
+
+async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> _Extracted:
     call = functools.partial(
-        extract.extract, page.body, url=page.final_url, charset=page.charset, rules=rules
+        _extract_page, page.body, url=page.final_url, charset=page.charset, rules=rules
     )
     if ctx.extract_pool is None:
         return await asyncio.to_thread(call)
@@ -132,11 +148,20 @@ class _Tally:
 
 
 async def poll_source(
-    ctx: Context, source: Source, *, on_stored: OnStored | None = None
+    ctx: Context,
+    source: Source,
+    *,
+    state: SourceState | None = None,
+    on_stored: OnStored | None = None,
 ) -> RunReport:
-    """Poll one source once: the function the daemon and ``ingest poll`` call."""
+    """Poll one source once: the function the daemon and ``ingest poll`` call.
+
+    ``state``: the source's saved state, if the caller has read it already (``ingest
+    poll`` reads every source's in one query); None reads it here.
+    """
     started = ctx.now()
-    state = await ctx.store.source_state(source.name)
+    if state is None:
+        state = await ctx.store.source_state(source.name)
     if state is None or state.url != source.url:  # new, or its URL changed in the config
         state = SourceState(name=source.name, url=source.url)
     if state.last_status == "gone":  # HTTP 410 earlier: not polled until the config changes
@@ -294,7 +319,7 @@ async def _ingest_entry(
                 reason = f"not an HTML page ({page.content_type})"
                 await _skip(ctx, item, source=source, reason=reason, tally=tally)
                 return
-            extraction = await _extract(ctx, page, rules)
+            extracted = await _extract(ctx, page, rules)
             page = replace(page, body=b"")  # the body is not needed any more
     except FetchError as exc:
         permanent = isinstance(exc, RobotsDisallowedError | UnexpectedContentTypeError)
@@ -308,7 +333,7 @@ async def _ingest_entry(
         await _skip(ctx, item, source=source, reason=str(exc), tally=tally)
         return
     try:
-        await _store(ctx, item, page, extraction, source=source, tally=tally, on_stored=on_stored)
+        await _store(ctx, item, page, extracted, source=source, tally=tally, on_stored=on_stored)
     except StoreError as exc:  # e.g. disk full: nothing was kept, so the next poll retries
         tally.errors += 1
         logger.error("entry: %s source=%s url=%s", exc, source, entry.url)
@@ -318,7 +343,7 @@ async def _store(
     ctx: Context,
     item: Classified,
     page: Page,
-    extraction: Extraction,
+    extracted: _Extracted,
     *,
     source: str,
     tally: _Tally,
@@ -327,6 +352,7 @@ async def _store(
     """Store a fetched entry: a new version of the article it updates or whose page it
     is (same site's canonical URL), else a new article, a near-copy or a duplicate."""
     entry = item.entry
+    extraction = extracted.extraction
     page_keys = _page_keys(page, extraction.canonical_url)
     same_page = item.article_id if item.state == "updated" else await _known_page(ctx, page_keys)
     article = build_article(
@@ -336,6 +362,7 @@ async def _store(
         source=source,
         fetched_at=page.fetched_at,
         entry=entry,
+        fingerprint=extracted.fingerprint,
     )
     keys = item.keys + page_keys
     if same_page is not None:
@@ -400,9 +427,11 @@ def build_article(
     source: str | None,
     fetched_at: datetime | None,
     entry: Entry | None = None,
+    fingerprint: str | None = None,
 ) -> Article:
     """The Article of an extraction; what the page says wins over what its feed
-    ``entry`` said, which fills the gaps."""
+    ``entry`` said, which fills the gaps. ``fingerprint``: of the text, if computed
+    already."""
     feed = entry or Entry(guid=None, url=None)
     return Article(
         id=article_id,
@@ -422,7 +451,7 @@ def build_article(
         html=extraction.html,
         markdown=extraction.markdown,
         fetched_at=fetched_at,
-        fingerprint=dedup.fingerprint(extraction.text),
+        fingerprint=fingerprint or dedup.fingerprint(extraction.text),
         entry_guid=feed.guid,
     )
 

@@ -25,7 +25,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from ingest.config import Settings
 from ingest.errors import IngestError
 from ingest.metrics import Metrics
-from ingest.models import RunReport, Source
+from ingest.models import RunReport, Source, SourceState
 from ingest.pipeline import Context, poll_source
 from ingest.status import Probe, StatusServer
 from ingest.store import files
@@ -70,8 +70,9 @@ class _Daemon:
         # remove both (the heartbeat is written afresh at once).
         files.remove_leftovers(self.settings.storage_dir, HEARTBEAT_FILE)
         sources = [s for s in self.settings.sources if s.enabled]
+        states = {state.name: state for state in await self.ctx.store.source_states()}
         for source in sources:
-            self._schedule(source, await _first_run(self.ctx, source))
+            self._schedule(source, _first_run(source, states.get(source.name), self.ctx.now()))
         self.scheduler.add_job(
             write_heartbeat,
             "interval",
@@ -183,9 +184,7 @@ def observe_report(metrics: Metrics, report: RunReport) -> None:
         metrics.inc("ingest_duplicates_total", report.duplicates)
 
 
-async def _first_run(ctx: Context, source: Source) -> datetime:
-    now = ctx.now()
-    state = await ctx.store.source_state(source.name)
+def _first_run(source: Source, state: SourceState | None, now: datetime) -> datetime:
     if state is None or state.url != source.url or state.next_poll_at is None:
         return now
     return max(now, state.next_poll_at)

@@ -30,6 +30,7 @@ class Request:
     method: str
     path: str
     headers: dict[str, str]  # lower-cased names
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per connection
 
 
 Handler = Callable[[Request], Response]
@@ -77,7 +78,8 @@ class LoopbackServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                request = Request("GET", self.path, {k.lower(): v for k, v in self.headers.items()})
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                request = Request("GET", self.path, headers, peer=self.client_address[:2])
                 with server._lock:
                     server.requests.append(request)
                 route = server.routes.get(self.path)

@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 from ingest.config import Settings
 from ingest.errors import BlockedAddressError, FetchError
 from ingest.fetch import DEFAULT_ACCEPT, Fetcher, is_blocked_address, user_agent
+from ingest.fetch.addresses import system_resolver
 from ingest.fetch.decode import Decoder
+from ingest.fetch.transport import PinnedBackend, PinnedTransport
 from ingest.models import Page, Validators
 from tests.loopback import LoopbackServer, Request, Response
 
@@ -286,6 +288,53 @@ def test_permanent_redirects_are_reported(server: LoopbackServer) -> None:
     assert fetch(server.url("/temp")).permanent_redirect is None
     assert fetch(server.url("/mixed")).permanent_redirect is None
     assert fetch(new).permanent_redirect is None
+
+
+def test_connection_is_kept_after_304_redirect_and_error(server: LoopbackServer) -> None:
+    """Bodies we do not keep are read to the end, so one connection serves every request."""
+    server.add("/304", Response(status=304, content_type=None))
+    server.add("/moved", Response(b"see /ok", status=302, headers={"Location": "/ok"}))
+    server.add("/ok", Response(b"ok"))
+    server.add("/gone", Response(b"x" * 5000, status=410))
+
+    async def go() -> None:
+        async with Fetcher(LOOPBACK) as fetcher:
+            await fetcher.get(server.url("/304"), validators=Validators('"v"', None))
+            await fetcher.get(server.url("/moved"))
+            with pytest.raises(FetchError):
+                await fetcher.get(server.url("/gone"))
+            await fetcher.get(server.url("/ok"))
+
+    run(go())
+    assert [r.path for r in server.requests] == ["/304", "/moved", "/ok", "/gone", "/ok"]
+    assert len({r.peer for r in server.requests}) == 1
+
+
+def test_idle_connections_of_the_least_recent_origins_are_closed() -> None:
+    """Past max_origins, the idle pool of the origin used longest ago is closed."""
+    servers = [LoopbackServer() for _ in range(3)]
+    for s in servers:
+        s.add("/", Response(b"ok"))
+    backend = PinnedBackend(resolver=system_resolver, allow_private=True)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=2)
+
+    async def go(max_origins: int) -> None:
+        transport = PinnedTransport(backend=backend, limits=limits, max_origins=max_origins)
+        async with httpx.AsyncClient(transport=transport) as client:
+            for s in (servers[0], servers[1], servers[0], servers[2], servers[1]):
+                assert (await client.get(s.url("/"))).status_code == 200
+
+    try:
+        run(go(max_origins=2))  # 0 1 0 2 (closes 1) 1
+        peers = [len({r.peer for r in s.requests}) for s in servers]
+        assert peers == [1, 2, 1]
+        for s in servers:
+            s.requests.clear()
+        run(go(max_origins=3))
+        assert [len({r.peer for r in s.requests}) for s in servers] == [1, 1, 1]
+    finally:
+        for s in servers:
+            s.close()
 
 
 def test_too_many_redirects(server: LoopbackServer) -> None:

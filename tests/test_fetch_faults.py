@@ -5,6 +5,8 @@ Each test names one fault; RELIABILITY.md lists them with the outcome and the co
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -17,6 +19,7 @@ from tests.conftest import FIXTURES
 from tests.faults import (
     LOOPBACK,
     MB,
+    Exchange,
     FaultServer,
     cut,
     drip,
@@ -153,3 +156,20 @@ def test_fault_mislabelled_encoding_keeps_bytes_and_label(faults: FaultServer) -
     # The XML declaration names windows-1252; the reader trusts the document over the
     # header, so the euro sign and the dash survive.
     assert feeds.parse_feed(page).entries[0].title == "Prices rise to €5 — again"
+
+
+def test_fault_error_page_stalling_or_cut_is_still_its_status(faults: FaultServer) -> None:
+    """A 404 whose body stalls, or a 500 whose body is cut, fails as that status."""
+
+    def stalled_404(ex: Exchange) -> None:
+        ex.head(404, {"Content-Type": "text/html", "Content-Length": "100"})
+        ex.pause(10)
+
+    def cut_500(ex: Exchange) -> None:
+        ex.head(500, {"Content-Type": "text/html", "Content-Length": "100000"})
+        ex.body(b"x" * 1000)
+        time.sleep(0.05)
+        ex.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    assert fetch_error(faults.add("/stalled404", stalled_404)).status == 404
+    assert fetch_error(faults.add("/cut500", cut_500)).status == 500

@@ -135,6 +135,37 @@ def test_source_state_round_trip(tmp_path: Path) -> None:
     run(store.close())
 
 
+def test_concurrent_state_saves_are_all_committed(tmp_path: Path) -> None:
+    """States saved at once (grouped into few commits) are each saved, the newest last."""
+    store = SQLiteStore.open(tmp_path)
+    states = [SourceState(name=f"s{i:02}", url=f"https://x.org/{i}") for i in range(40)]
+    newer = replace(states[0], last_status="ok")
+
+    async def go() -> list[SourceState]:
+        await asyncio.gather(*(store.save_source_state(s) for s in states))
+        await asyncio.gather(store.save_source_state(states[0]), store.save_source_state(newer))
+        return await store.source_states()
+
+    assert run(go()) == [newer, *states[1:]]
+    run(store.close())
+
+
+def test_a_failed_state_commit_fails_every_save_in_it(tmp_path: Path) -> None:
+    """Saves committed together fail together, and none of them is kept."""
+    store = SQLiteStore.open(tmp_path)
+    good = [SourceState(name=f"s{i}", url="https://x.org/") for i in range(5)]
+    bad = SourceState(name="bad", url=None)  # type: ignore[arg-type]  # NOT NULL in SQL
+
+    async def go() -> list[BaseException | None]:
+        saves = [store.save_source_state(s) for s in [*good, bad]]
+        return await asyncio.gather(*saves, return_exceptions=True)
+
+    outcomes = run(go())
+    assert all(isinstance(outcome, StoreError) for outcome in outcomes)
+    assert run(store.source_states()) == []
+    run(store.close())
+
+
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     """The schema version is recorded and reopening does not migrate again."""
     run(SQLiteStore.open(tmp_path).close())

@@ -1,6 +1,6 @@
 """Fetch one URL over HTTP, politely and safely: the one package that imports httpx.
 
-    client.py     Fetcher: the shared httpx.AsyncClient, redirects, limits, error translation
+    client.py     Fetcher: one shared httpx transport, redirects, limits, error translation
     transport.py  DNS pinning: resolve once, check every address, connect to a checked one
     addresses.py  which addresses are refused (private, loopback, metadata, ...)
     hosts.py      per-host politeness: concurrency, delay, Retry-After waits

@@ -1,4 +1,4 @@
-"""The Fetcher: one shared httpx.AsyncClient and every limit around it.
+"""The Fetcher: one shared httpx transport and every limit around it.
 
 A 2xx or a 304 comes back as a `Page`; anything else raises `FetchError`, translated
 from httpx's exceptions in exactly one place (`Fetcher._fetch`, by `_describe`). What
@@ -24,7 +24,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -63,6 +63,12 @@ DEFAULT_ACCEPT = (
 ROBOTS_ACCEPT = "text/plain, */*;q=0.5"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 WAIT_STATUSES = frozenset({429, 503})  # whose Retry-After we remember per host
+# Origins whose idle connections are kept for reuse (each connection is one file
+# descriptor, closed after httpx's 5 s of keep-alive): more than the hosts of a cycle
+# that repeat within seconds (bench/e2e.py's idle cycle: 10,000 feeds on 50 hosts).
+IDLE_ORIGINS = 128
+DISCARD_BYTES = 64 * 1024  # the most of an unwanted body read to keep its connection
+DISCARD_SECONDS = 1.0  # and the longest wait for it
 
 
 def _utcnow() -> datetime:
@@ -104,7 +110,7 @@ class _Redirect:
 
 
 class Fetcher:
-    """One shared httpx.AsyncClient plus the limits; an async context manager."""
+    """One shared httpx transport plus the limits; an async context manager."""
 
     def __init__(
         self,
@@ -119,7 +125,14 @@ class Fetcher:
         self._resolver = resolver
         self._now = now
         self._agent = user_agent(settings)
-        self._client: httpx.AsyncClient | None = None
+        self._headers = {"User-Agent": self._agent, "Accept-Encoding": ACCEPT_ENCODING}
+        self._timeouts = httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.read_timeout,  # we only send small GETs: no setting of its own
+            pool=settings.total_timeout,
+        ).as_dict()
+        self._http: httpx.AsyncBaseTransport | None = None
         self._all = asyncio.Semaphore(settings.concurrency)
         self._hosts = Hosts(
             concurrency=settings.per_host_concurrency, delay=settings.per_host_delay, now=now
@@ -128,27 +141,15 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self._settings
-        # Keep as many idle connections as may be in flight (httpx keeps 20 by default):
-        # a poll cycle over many hosts then reuses connections instead of reopening them.
+        # Per origin (transport.OriginPools): `_all` and the per-host slots bound the
+        # requests in flight, so a pool needs no bound of its own, and keeps as many idle
+        # connections as a host may have requests in flight (plus its robots.txt).
         limits = httpx.Limits(
-            max_connections=s.concurrency, max_keepalive_connections=s.concurrency
+            max_connections=None, max_keepalive_connections=s.per_host_concurrency + 1
         )
         backend = PinnedBackend(resolver=self._resolver, allow_private=s.allow_private_networks)
-        self._client = httpx.AsyncClient(
-            http1=True,
-            http2=False,
-            verify=True,  # always: there is deliberately no setting to turn it off
-            # Proxies and netrc from the environment would bypass the address check.
-            trust_env=False,
-            follow_redirects=False,  # followed by hand, checking every hop
-            timeout=httpx.Timeout(
-                connect=s.connect_timeout,
-                read=s.read_timeout,
-                write=s.read_timeout,  # we only send small GETs: no setting of its own
-                pool=s.total_timeout,
-            ),
-            headers={"User-Agent": self._agent, "Accept-Encoding": ACCEPT_ENCODING},
-            transport=self._transport or PinnedTransport(backend=backend, limits=limits),
+        self._http = self._transport or PinnedTransport(
+            backend=backend, limits=limits, max_origins=IDLE_ORIGINS
         )
         return self
 
@@ -161,9 +162,9 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def get(
         self,
@@ -226,39 +227,47 @@ class Fetcher:
                 if not self._settings.allow_private_networks:
                     _refuse_literal(current, requested=url)
                 self._hosts.refuse_if_waiting(key, url=url)  # before queueing: fail fast
-                async with contextlib.AsyncExitStack() as held:
-                    with self._paused(deadline):
-                        if options.robots:
-                            await self._obey_robots(current, key, requested=url)
-                        await held.enter_async_context(self._hosts.slot(key))
-                        await held.enter_async_context(self._all)
+                remaining = self._pause(deadline)
+                if options.robots:
+                    await self._obey_robots(current, key, requested=url)
+                async with self._hosts.slot(key), self._all:
+                    self._resume(deadline, remaining)
                     self._hosts.refuse_if_waiting(key, url=url)  # it may have come meanwhile
                     outcome = await self._hop(current, url, options)
                 if isinstance(outcome, Page):
-                    moved = permanent and str(current) != str(_parse_url(url, requested=url))
-                    return replace(outcome, permanent_redirect=str(current) if moved else None)
+                    # Redirected at all (a loop back to `url` is refused), and permanently.
+                    moved = permanent and len(seen) > 1
+                    return replace(outcome, permanent_redirect=str(current)) if moved else outcome
                 current, permanent = outcome.url, permanent and outcome.permanent
                 if str(current) in seen:
                     raise FetchError(f"redirect loop at {current}", url=url)
                 seen.add(str(current))
         raise FetchError(f"too many redirects (more than {self._settings.max_redirects})", url=url)
 
-    @contextlib.contextmanager
-    def _paused(self, deadline: asyncio.Timeout) -> Iterator[None]:
-        """Stop the deadline's clock in the block; it starts at the first block's end."""
-        loop = asyncio.get_running_loop()
+    def _pause(self, deadline: asyncio.Timeout) -> float:
+        """Stop the deadline's clock (queueing, politeness and robots.txt are not this
+        request being slow); return the seconds it has left. Before the first hop it
+        has not started: all of `total_timeout`."""
         when = deadline.when()
-        remaining = self._settings.total_timeout if when is None else when - loop.time()
+        remaining = self._settings.total_timeout
+        if when is not None:
+            remaining = when - asyncio.get_running_loop().time()
         deadline.reschedule(None)
-        yield
-        deadline.reschedule(loop.time() + remaining)
+        return remaining
+
+    @staticmethod
+    def _resume(deadline: asyncio.Timeout, remaining: float) -> None:
+        deadline.reschedule(asyncio.get_running_loop().time() + remaining)
 
     async def _hop(self, target: httpx.URL, requested: str, options: _Options) -> Page | _Redirect:
         """One request: a Page, or where a redirect points."""
-        if self._client is None:
-            raise RuntimeError("Fetcher used outside `async with`")
-        async with self._client.stream("GET", target, headers=options.headers) as response:
+        async with self._send(target, options.headers) as response:
             status = response.status_code
+            if 200 <= status < 300:
+                self._check_type(response, requested, options.expect)
+                body = await _read(response, requested, options)
+                return self._page(response, requested, body, options.validators)
+            await _discard(response)
             if status in REDIRECT_STATUSES:
                 location = response.headers.get("location")
                 if not location:
@@ -269,11 +278,27 @@ class Fetcher:
                 )
             if status == 304:
                 return self._page(response, requested, b"", options.validators)
-            if 200 <= status < 300:
-                self._check_type(response, requested, options.expect)
-                body = await _read(response, requested, options)
-                return self._page(response, requested, body, options.validators)
             raise self._status_error(response, target, requested)
+
+    @contextlib.asynccontextmanager
+    async def _send(self, url: httpx.URL, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+        """GET `url` on the transport itself, the response closed on exit.
+
+        Not through httpx.AsyncClient: what it adds (redirects, auth, cookies, proxies
+        from the environment, event hooks) we do by hand or must not do, and building
+        its request and response objects cost a fifth of a 304's CPU.
+        """
+        if self._http is None:
+            raise RuntimeError("Fetcher used outside `async with`")
+        request = httpx.Request(
+            "GET", url, headers={**self._headers, **headers}, extensions={"timeout": self._timeouts}
+        )
+        response = await self._http.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     def _status_error(
         self, response: httpx.Response, target: httpx.URL, requested: str
@@ -376,6 +401,31 @@ async def _read(response: httpx.Response, requested: str, options: _Options) -> 
                 raise too_big
             body += piece
     return bytes(body)
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Read a body we do not want (a 304's, a redirect's, an error page), so that its
+    connection can serve the next request: httpcore closes a connection whose response
+    was not read to the end. (Before this, every 304 of an idle cycle cost a new
+    connection.) A body that is large or slow to come is not worth it, and failing to
+    read it is not the request's failure: the connection is closed instead.
+    """
+    if response.is_stream_consumed:  # a response built from bytes (httpx.MockTransport)
+        return
+    with contextlib.suppress(httpx.HTTPError, TimeoutError):
+        if response.status_code == 304:  # never has a body (RFC 9110 §15.4.5): no wait
+            await _drain(response)
+            return
+        async with asyncio.timeout(DISCARD_SECONDS):
+            await _drain(response)
+
+
+async def _drain(response: httpx.Response) -> None:
+    seen = 0
+    async for raw in response.aiter_raw():
+        seen += len(raw)
+        if seen > DISCARD_BYTES:
+            return
 
 
 async def _decoded(response: httpx.Response, requested: str) -> AsyncGenerator[bytes]:

@@ -35,6 +35,11 @@ def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
     ``replace=False`` the temp file is hard-linked instead, which fails with
     FileExistsError rather than overwrite an existing file.
     """
+    publish(prepare(path, data), path, replace=replace)
+
+
+def prepare(path: Path, data: bytes) -> Path:
+    """The first half of `write_atomic`: ``data`` in a synced temp file beside ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
     try:
@@ -42,14 +47,27 @@ def write_atomic(path: Path, data: bytes, *, replace: bool = True) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+    except BaseException:
+        discard(Path(tmp))
+        raise
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path, *, replace: bool) -> None:
+    """The second half: the prepared ``tmp`` becomes ``path``, durably; ``tmp`` is gone."""
+    try:
         if replace:
             os.replace(tmp, path)
         else:
             os.link(tmp, path)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        discard(tmp)
     _fsync_dir(path.parent)
+
+
+def discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -81,8 +99,12 @@ def version_path(first: str, version: int) -> str:
 def write_document(root: Path, rel: str, article: Article, *, replace: bool = False) -> None:
     """Write ``article`` at ``rel`` under ``root``, never over an existing file unless
     ``replace``."""
-    data = (document.dumps(article, indent=2) + "\n").encode()
-    write_atomic(root / rel, data, replace=replace)
+    write_atomic(root / rel, document_bytes(article), replace=replace)
+
+
+def document_bytes(article: Article) -> bytes:
+    """The bytes of the article's document file."""
+    return (document.dumps(article, indent=2) + "\n").encode()
 
 
 def remove_leftovers(root: Path, rel: str) -> None:
