@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest import dedup, extract, feeds, schedule
+from ingest.dedup.neardup import Sketch, sketch
 from ingest.errors import (
     BlockedAddressError,
     ExtractError,
@@ -115,13 +116,15 @@ def extraction_pool(workers: int) -> Executor | None:
 class _Extracted:
     extraction: Extraction
     fingerprint: str  # dedup.fingerprint of its text
+    sketch: Sketch  # its near-duplicate shingles and LSH buckets
 
 
 def _extract_page(body: bytes, *, url: str, charset: str | None, rules: ExtractRules) -> _Extracted:
-    """Run in the extraction process: the fingerprint (normalizing and hashing the
-    whole text) is CPU work too, kept off the event loop."""
+    """Run in the extraction process: the fingerprint and the near-duplicate sketch
+    (normalizing, hashing and MinHashing the whole text) are CPU work too, kept off the
+    event loop and the store's thread."""
     extraction = extract.extract(body, url=url, charset=charset, rules=rules)
-    return _Extracted(extraction, dedup.fingerprint(extraction.text))
+    return _Extracted(extraction, dedup.fingerprint(extraction.text), sketch(extraction.text))
 
 
 async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> _Extracted:
@@ -366,10 +369,16 @@ async def _store(
     )
     keys = item.keys + page_keys
     if same_page is not None:
-        outcome = await ctx.store.add_version(article, keys=keys, entry=entry)
+        outcome = await ctx.store.add_version(
+            article, keys=keys, entry=entry, sketch=extracted.sketch
+        )
     else:
         outcome = await ctx.store.add_article(
-            article, keys=keys, entry=entry, near_duplicates=ctx.near_duplicates
+            article,
+            keys=keys,
+            entry=entry,
+            near_duplicates=ctx.near_duplicates,
+            sketch=extracted.sketch,
         )
     _count(outcome, item, tally, source=source, url=article.url)
     if outcome.status in ("stored", "updated") and on_stored is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from ingest.dedup.neardup import Sketch
 from ingest.models import (
     Article,
     ArticleVersion,
@@ -47,8 +48,12 @@ class Store(Protocol):
         keys: tuple[str, ...],
         entry: Entry | None = None,
         near_duplicates: str = "link",
+        sketch: Sketch | None = None,
     ) -> StoreOutcome:
         """Store ``article`` and its entry ``keys``, or link them to the article it duplicates.
+
+        ``sketch``: the text's near-duplicate sketch, if the caller computed it already
+        (the pipeline does, in the extraction process); else the store computes it.
 
         Exact duplicates (same id, or the fingerprint of any stored version) are never
         stored. A verified near-copy of a stored article is stored with ``duplicate_of``
@@ -57,7 +62,12 @@ class Store(Protocol):
         ...
 
     async def add_version(
-        self, article: Article, *, keys: tuple[str, ...], entry: Entry | None = None
+        self,
+        article: Article,
+        *,
+        keys: tuple[str, ...],
+        entry: Entry | None = None,
+        sketch: Sketch | None = None,
     ) -> StoreOutcome:
         """A refetched article (``article.id`` is stored): a new version ("updated") if its
         text changed, else "unchanged" and only the entry's last-seen state is kept."""

@@ -25,7 +25,8 @@ from typing import TypeVar
 
 from ingest import document
 from ingest.dedup.identity import entry_keys
-from ingest.dedup.neardup import Sketch, resemblance, shingles, sketch
+from ingest.dedup.neardup import Sketch, resemblance, shingles
+from ingest.dedup.neardup import sketch as text_sketch
 from ingest.errors import StoreError
 from ingest.models import (
     Article,
@@ -335,15 +336,23 @@ class SQLiteStore:
         keys: tuple[str, ...],
         entry: Entry | None = None,
         near_duplicates: str = "link",
+        sketch: Sketch | None = None,
     ) -> StoreOutcome:
         if near_duplicates not in NEAR_DUPLICATE_MODES:
             raise ValueError(f"near_duplicates must be one of {NEAR_DUPLICATE_MODES}")
-        return await self._run(lambda: self._add_article(article, keys, entry, near_duplicates))
+        return await self._run(
+            lambda: self._add_article(article, keys, entry, near_duplicates, sketch)
+        )
 
     def _add_article(
-        self, article: Article, keys: tuple[str, ...], entry: Entry | None, near: str
+        self,
+        article: Article,
+        keys: tuple[str, ...],
+        entry: Entry | None,
+        near: str,
+        sk: Sketch | None = None,
     ) -> StoreOutcome:
-        sk = sketch(article.text)  # CPU work outside the write lock
+        sk = sk or text_sketch(article.text)  # CPU work outside the write lock
         rel = files.relative_path(article)
         # The document is written and synced before the write lock is taken, so that
         # articles wait for the disk side by side rather than in turn (the lock then
@@ -588,18 +597,23 @@ class SQLiteStore:
     # -- versions ---------------------------------------------------------------------
 
     async def add_version(
-        self, article: Article, *, keys: tuple[str, ...], entry: Entry | None = None
+        self,
+        article: Article,
+        *,
+        keys: tuple[str, ...],
+        entry: Entry | None = None,
+        sketch: Sketch | None = None,
     ) -> StoreOutcome:
-        return await self._run(lambda: self._add_version(article, keys, entry))
+        return await self._run(lambda: self._add_version(article, keys, entry, sketch))
 
     def _add_version(
-        self, article: Article, keys: tuple[str, ...], entry: Entry | None
+        self, article: Article, keys: tuple[str, ...], entry: Entry | None, sk: Sketch | None
     ) -> StoreOutcome:
         """A refetched article: a new version if its text changed, else only the entry's
         last-seen state is refreshed. Earlier documents stay where they are."""
         if not self._read("SELECT 1 FROM articles WHERE id = ?", (article.id,)):
-            return self._add_article(article, keys, entry, "link")  # never stored: a first
-        sk = sketch(article.text)
+            return self._add_article(article, keys, entry, "link", sk)  # never stored: a first
+        sk = sk or text_sketch(article.text)
         with self._write_lock:
             current = self._read("SELECT * FROM articles WHERE id = ?", (article.id,))[0]
             clash = self._existing(replace(article, id=""))
@@ -692,7 +706,7 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, article_id: str, old_text: str, new: tuple[int, ...]
     ) -> None:
         num = self._index_buckets(conn, article_id, ())
-        old = sketch(old_text).buckets
+        old = text_sketch(old_text).buckets
         conn.executemany(
             "DELETE FROM neardup_buckets WHERE bucket = ? AND num = ?", [(b, num) for b in old]
         )
