@@ -263,15 +263,22 @@ def sanitize(root: LexborNode, *, base: str | None) -> str:
 
 
 def escape_text(text: str) -> str:
-    """``text`` escaped for HTML content."""
-    # html.escape(text, quote=False). "&", "<" and ">" are rare in text, and "in" (a
-    # memchr) is far cheaper than a replace that finds nothing, so look first.
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
+    """``text`` escaped for HTML content (as ``html.escape(text, quote=False)``)."""
+    return replace_present(text, _HTML_ESCAPES)
+
+
+_HTML_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+
+
+def replace_present(text: str, pairs: tuple[tuple[str, str], ...]) -> str:
+    """``text`` with each ``old`` of ``pairs`` replaced by its ``new``, in order.
+
+    The characters escaped in text are rare, and "in" (a memchr) is far cheaper than a
+    replace that finds nothing (a char-by-char count), so each is looked for first.
+    """
+    for old, new in pairs:
+        if old in text:
+            text = text.replace(old, new)
     return text
 
 
