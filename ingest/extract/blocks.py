@@ -124,9 +124,6 @@ class Blocks:
             links[parent] += links[i]
         return words, links
 
-    def __len__(self) -> int:
-        return len(self.tags)
-
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""
         index = self.index
