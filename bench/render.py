@@ -27,7 +27,7 @@ from ingest.extract.body import find_content
 from ingest.extract.decode import utf8_bytes
 from ingest.extract.limits import flatten_deep_nesting
 from ingest.extract.metadata import read_metadata
-from ingest.extract.sanitize import _join, sanitize
+from ingest.extract.sanitize import _join_cached, sanitize
 from ingest.extract.text import render
 
 Stage = Callable[[LexborNode, str | None], object]
@@ -68,7 +68,7 @@ def main() -> None:
     warm: dict[str, list[float]] = {name: [] for name in STAGES}
     for root, base in content_nodes(args.limit):
         for name, stage in STAGES.items():  # interleaved, so load swings hit all alike
-            _join.cache_clear()
+            _join_cached.cache_clear()
             cold[name].append(timed(stage, root, base) * 1000)
             warm[name].append(min(timed(stage, root, base) for _ in range(args.reps)) * 1000)
     pages = len(next(iter(cold.values())))

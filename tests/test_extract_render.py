@@ -151,3 +151,16 @@ def test_only_the_space_is_printable_whitespace() -> None:
 def test_collapse_matches_split_and_join(raw: str) -> None:
     """The shortcut in whitespace collapsing gives what split and join give."""
     assert _collapse(raw) == " ".join(raw.split())
+
+
+def test_long_urls_are_not_cached() -> None:
+    """An inline data: image (megabytes) is joined but not kept in the URL cache."""
+    from ingest.extract.sanitize import _join_cached
+
+    long_url = "/img/" + "a" * 5000 + ".png"
+    before = _join_cached.cache_info().currsize
+    assert _join(long_url, "https://x.example/p") == (
+        "https://x.example" + long_url,
+        "https",
+    )
+    assert _join_cached.cache_info().currsize == before

@@ -160,11 +160,25 @@ def safe_url(value: str | None, *, base: str | None, allow_mailto: bool = False)
     return absolute if not scheme and not base and not absolute.startswith("//") else None
 
 
-@lru_cache(maxsize=4096)
 def _join(value: str, base: str | None) -> tuple[str, str] | None:
     """``value`` cleaned and made absolute, with its lower-cased scheme; None if empty,
     a fragment or unparseable."""
-    # Cached: a page repeats the same few URLs, and text and HTML both ask for each.
+    # Cached: a page repeats the same few URLs, and text and HTML both ask for each. Not
+    # a long value (an inline data: image can be megabytes): a worker lives for days.
+    if len(value) > _CACHED_URL_CHARS:
+        return _join_uncached(value, base)
+    return _join_cached(value, base)
+
+
+_CACHED_URL_CHARS = 2048
+
+
+@lru_cache(maxsize=4096)
+def _join_cached(value: str, base: str | None) -> tuple[str, str] | None:
+    return _join_uncached(value, base)
+
+
+def _join_uncached(value: str, base: str | None) -> tuple[str, str] | None:
     cleaned = _URL_JUNK.sub("", value) if value.isascii() else value.strip()
     if not cleaned or cleaned.startswith("#"):
         return None
