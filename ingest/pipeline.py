@@ -68,6 +68,10 @@ MOVED_AFTER = 3
 # of a many-core machine busy while others download, few enough to bound memory
 # (bench/e2e.py's cold ingest peaked at 1 GB without it).
 PAGES_IN_HAND = 32
+# Extracted articles waiting for the store, at most: the store writes one at a time, and
+# when it is the slowest stage articles (text, HTML and Markdown each) would pile up
+# (bench/e2e.py's cold ingest: 712 MB in the main process without this bound).
+ARTICLES_IN_HAND = 32
 
 OnStored = Callable[[Article], None]
 
@@ -80,6 +84,7 @@ class Context:
     every core works; None extracts in a thread of this process.
     ``page_slots``: how many pages may be between fetched and extracted at once: when
     fetching outruns extraction, fetched bodies would otherwise pile up in memory.
+    ``store_slots``: how many extracted articles may wait for the store, likewise.
     ``bounds``: the global minimum and maximum poll interval (a source may set its own).
     ``near_duplicates``: "link" stores a near-copy of a stored article as a member of
     that article's cluster (``duplicate_of``); "skip" records it as a duplicate only.
@@ -93,6 +98,9 @@ class Context:
     metrics: Metrics | None = None
     bounds: Bounds = field(default_factory=lambda: Bounds(DEFAULT_MIN, DEFAULT_MAX))
     page_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(PAGES_IN_HAND))
+    store_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(ARTICLES_IN_HAND)
+    )
 
 
 def extraction_pool(workers: int) -> Executor | None:
@@ -324,6 +332,9 @@ async def _ingest_entry(
                 return
             extracted = await _extract(ctx, page, rules)
             page = replace(page, body=b"")  # the body is not needed any more
+            # Backpressure: while the store is behind, keep the page slot (so fetching
+            # and extraction wait too) until an extracted article may queue for it.
+            await ctx.store_slots.acquire()
     except FetchError as exc:
         permanent = isinstance(exc, RobotsDisallowedError | UnexpectedContentTypeError)
         if permanent or exc.status in PERMANENT_STATUSES:
@@ -340,6 +351,8 @@ async def _ingest_entry(
     except StoreError as exc:  # e.g. disk full: nothing was kept, so the next poll retries
         tally.errors += 1
         logger.error("entry: %s source=%s url=%s", exc, source, entry.url)
+    finally:
+        ctx.store_slots.release()
 
 
 async def _store(
