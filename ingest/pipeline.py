@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ingest import dedup, extract, feeds, schedule
-from ingest.dedup.neardup import Sketch, sketch
+from ingest.dedup.neardup import Sketch, fingerprint_and_sketch
 from ingest.errors import (
     BlockedAddressError,
     ExtractError,
@@ -132,7 +132,7 @@ def _extract_page(body: bytes, *, url: str, charset: str | None, rules: ExtractR
     (normalizing, hashing and MinHashing the whole text) are CPU work too, kept off the
     event loop and the store's thread."""
     extraction = extract.extract(body, url=url, charset=charset, rules=rules)
-    return _Extracted(extraction, dedup.fingerprint(extraction.text), sketch(extraction.text))
+    return _Extracted(extraction, *fingerprint_and_sketch(extraction.text))
 
 
 async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> _Extracted:

@@ -68,19 +68,62 @@ _KS = (1, _K1, _K2, _K3, _K4)
 
 def words(text: str) -> list[str]:
     """The words of ``text``: case-folded, accents removed, punctuation and spacing gone."""
+    return _WORD.findall(_fold(text))
+
+
+def _fold(text: str) -> str:
+    """``text`` lower-cased (case-folded), with accents removed: NFKD, then its combining
+    marks dropped, so "Café" and "cafe" are one word; line breaks stay where they were."""
     if text.isascii():  # the common case, ten times faster; the same result
-        return _WORD.findall(text.lower())
+        return text.lower()
     folded = unicodedata.normalize("NFKD", text).casefold()
-    return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
+    # Only the marks this text holds: a class of every combining mark of Unicode makes
+    # the regex engine several times slower than NFKD itself.
+    marks = {c for c in set(folded) if c > "\x7f" and unicodedata.combining(c)}
+    if not marks:
+        return folded
+    return re.sub("[" + re.escape("".join(sorted(marks))) + "]", "", folded)
+
+
+def _blocks(text: str) -> list[list[str]]:
+    """The words of each non-empty line (block) of ``text``, as ``words`` reads them."""
+    find = _WORD.findall
+    return [found for line in _fold(text).splitlines() if (found := find(line))]
 
 
 def fingerprint(text: str) -> str:
     """A hash of the words of ``text``: case, punctuation, spacing and accents ignored."""
-    return hashlib.sha256(" ".join(words(text)).encode()).hexdigest()
+    return _fingerprint(_blocks(text))
+
+
+def _fingerprint(blocks: list[list[str]]) -> str:
+    # A word never spans a line, so these are the words of the whole text, in order.
+    return hashlib.sha256(" ".join(w for block in blocks for w in block).encode()).hexdigest()
 
 
 def _hash64(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+# word -> (its hash, and that hash times each window position's multiplier): a memo of
+# a pure function, shared by every text this process reads. Words are Zipf-distributed,
+# so a few thousand entries serve most lookups; the bound keeps it at a few MB.
+_WORD_ROWS: dict[str, tuple[int, int, int, int, int]] = {}
+_WORD_ROWS_MAX = 1 << 14
+
+
+def _word_row(word: str) -> tuple[int, int, int, int, int]:
+    h = _hash64(word.encode())
+    if len(_WORD_ROWS) >= _WORD_ROWS_MAX:
+        _WORD_ROWS.clear()
+    row = _WORD_ROWS[word] = (
+        h,
+        h * _K1 & _MASK64,
+        h * _K2 & _MASK64,
+        h * _K3 & _MASK64,
+        h * _K4 & _MASK64,
+    )
+    return row
 
 
 def shingles(text: str) -> frozenset[int]:
@@ -88,24 +131,36 @@ def shingles(text: str) -> frozenset[int]:
     ``text`` (blocks: its lines); a block shorter than a window is one shingle.
 
     Windows never cross a block boundary, so re-ordered paragraphs, and page chrome
-    that ends up as blocks of its own, change nothing of the rest. Each distinct word
-    is hashed once (blake2b); a window's hash mixes its words' hashes with odd
-    multipliers (order matters) and the splitmix64 finalizer: five times faster than
-    hashing every window's text, and as well spread.
+    that ends up as blocks of its own, change nothing of the rest.
     """
-    cache: dict[str, int] = {}
+    return _shingles(_blocks(text))
+
+
+def _shingles(blocks: list[list[str]]) -> frozenset[int]:
+    """Each distinct word is hashed once (blake2b); a window's hash mixes its words'
+    hashes with odd multipliers (order matters) and the splitmix64 finalizer: five
+    times faster than hashing every window's text, and as well spread. The
+    multiplications are done once per word (``_word_row``), so a window costs the
+    finalizer's few operations; the finalizer is inlined (``_mix``) for the same reason.
+    """
     result: set[int] = set()
-    m = _MASK64
-    for block in text.splitlines():
-        ids = [cache.get(t) or cache.setdefault(t, _hash64(t.encode())) for t in words(block)]
-        if len(ids) < SHINGLE_WORDS:
-            if ids:
-                result.add(_mix(sum(i * k for i, k in zip(ids, _KS, strict=False))))
+    add, get, m = result.add, _WORD_ROWS.get, _MASK64
+    for block in blocks:
+        rows = [get(w) or _word_row(w) for w in block]
+        if len(rows) < SHINGLE_WORDS:
+            add(_mix(sum(row[0] * k for row, k in zip(rows, _KS, strict=False))))
             continue
-        result.update(
-            _mix(a ^ (b * _K1 & m) ^ (c * _K2 & m) ^ (d * _K3 & m) ^ (e * _K4 & m))
-            for a, b, c, d, e in zip(ids, ids[1:], ids[2:], ids[3:], ids[4:], strict=False)
-        )
+        for (a, _, _, _, _), (_, b, _, _, _), (_, _, c, _, _), (_, _, _, d, _), (
+            _,
+            _,
+            _,
+            _,
+            e,
+        ) in zip(rows, rows[1:], rows[2:], rows[3:], rows[4:], strict=False):
+            z = a ^ b ^ c ^ d ^ e
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+            add(z ^ (z >> 31))
     return frozenset(result)
 
 
@@ -165,7 +220,17 @@ class Sketch:
 
 def sketch(text: str) -> Sketch:
     """Shingles and LSH buckets of ``text``."""
-    hashes = shingles(text)
+    return _sketch(_blocks(text))
+
+
+def fingerprint_and_sketch(text: str) -> tuple[str, Sketch]:
+    """``fingerprint(text)`` and ``sketch(text)``, reading the words once."""
+    blocks = _blocks(text)
+    return _fingerprint(blocks), _sketch(blocks)
+
+
+def _sketch(blocks: list[list[str]]) -> Sketch:
+    hashes = _shingles(blocks)
     if len(hashes) < MIN_SHINGLES:
         return Sketch(hashes, ())
     return Sketch(hashes, buckets(signature(hashes)))
