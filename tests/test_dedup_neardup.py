@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.dedup import fingerprint, resemblance, sketch
-from ingest.dedup.neardup import BANDS, MIN_SHINGLES, shingles
+from ingest.dedup.neardup import (
+    _KS,
+    BANDS,
+    MIN_SHINGLES,
+    _hash64,
+    _mix,
+    fingerprint_and_sketch,
+    shingles,
+    words,
+)
 
 WORDS = [
     "harbour",
@@ -121,3 +131,33 @@ def test_sketch_never_crashes_and_is_stable(text: str) -> None:
 def test_fingerprint_ignores_case_and_spacing(text: str) -> None:
     """Upper-casing and re-spacing a text keep its fingerprint."""
     assert fingerprint(text) == fingerprint("  " + " ".join(text.split()) + " ")
+
+
+def test_hashes_are_the_ones_stored_catalogs_hold() -> None:
+    """Shingles, buckets and fingerprint of a fixed text keep the values of earlier
+    releases: catalogs store the buckets, so a change would hide every stored copy."""
+    text = (
+        "Café owners in Zürich said the new rules take effect in March.\nShort line\n\n"
+        "The council voted 7-2 on Tuesday evening after a long debate about parking.\n"
+        "Été ﬁnal naïve résumé coöperate"
+    )
+    found = sketch(text)
+    digest = hashlib.sha256(repr(sorted(found.shingles)).encode()).hexdigest()
+    assert (len(found.shingles), digest[:16]) == (20, "9675700b41dcdf7f")
+    assert hashlib.sha256(repr(found.buckets).encode()).hexdigest()[:16] == "65108c4b86cfd5b3"
+    assert fingerprint(text)[:16] == "6f989db962e35de5"
+    assert (fingerprint(text), found) == fingerprint_and_sketch(text)
+
+
+@given(st.text(max_size=400))
+def test_sketch_of_any_text_matches_the_word_by_word_definition(text: str) -> None:
+    """The vectorized shingles equal a plain loop over each line's 5-word windows."""
+    expected = set()
+    for line in text.splitlines():
+        ids = [_hash64(w.encode()) for w in words(line)]
+        if 0 < len(ids) < 5:
+            expected.add(_mix(sum(i * k for i, k in zip(ids, _KS, strict=False))))
+        for at in range(len(ids) - 4):
+            a, b, c, d, e = ids[at : at + 5]
+            expected.add(_mix(a ^ (b * _KS[1]) ^ (c * _KS[2]) ^ (d * _KS[3]) ^ (e * _KS[4])))
+    assert shingles(text) == expected

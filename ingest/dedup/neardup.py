@@ -44,7 +44,11 @@ import hashlib
 import re
 import struct
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 SHINGLE_WORDS = 5
 BINS = 96
@@ -85,45 +89,57 @@ def _fold(text: str) -> str:
     return re.sub("[" + re.escape("".join(sorted(marks))) + "]", "", folded)
 
 
-def _blocks(text: str) -> list[list[str]]:
-    """The words of each non-empty line (block) of ``text``, as ``words`` reads them."""
-    find = _WORD.findall
-    return [found for line in _fold(text).splitlines() if (found := find(line))]
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """The words of a text in order, and how many each non-empty line (block) holds."""
+
+    words: list[str]
+    blocks: list[int]
+
+
+def _read_words(text: str) -> _Words:
+    words: list[str] = []
+    blocks: list[int] = []
+    find, extend, count = _WORD.findall, words.extend, blocks.append
+    for line in _fold(text).splitlines():
+        if found := find(line):
+            extend(found)
+            count(len(found))
+    return _Words(words, blocks)
 
 
 def fingerprint(text: str) -> str:
     """A hash of the words of ``text``: case, punctuation, spacing and accents ignored."""
-    return _fingerprint(_blocks(text))
+    return _fingerprint(_read_words(text))
 
 
-def _fingerprint(blocks: list[list[str]]) -> str:
+def _fingerprint(read: _Words) -> str:
     # A word never spans a line, so these are the words of the whole text, in order.
-    return hashlib.sha256(" ".join(w for block in blocks for w in block).encode()).hexdigest()
+    return hashlib.sha256(" ".join(read.words).encode()).hexdigest()
 
 
 def _hash64(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
-# word -> (its hash, and that hash times each window position's multiplier): a memo of
-# a pure function, shared by every text this process reads. Words are Zipf-distributed,
-# so a few thousand entries serve most lookups; the bound keeps it at a few MB.
-_WORD_ROWS: dict[str, tuple[int, int, int, int, int]] = {}
-_WORD_ROWS_MAX = 1 << 14
+# word -> its 64-bit hash: a memo of a pure function, shared by every text this process
+# reads. Words are Zipf-distributed, so a few thousand entries serve most lookups; the
+# bound keeps it at about a megabyte.
+_WORD_HASHES: dict[str, int] = {}
+_WORD_HASHES_MAX = 1 << 14
 
 
-def _word_row(word: str) -> tuple[int, int, int, int, int]:
-    h = _hash64(word.encode())
-    if len(_WORD_ROWS) >= _WORD_ROWS_MAX:
-        _WORD_ROWS.clear()
-    row = _WORD_ROWS[word] = (
-        h,
-        h * _K1 & _MASK64,
-        h * _K2 & _MASK64,
-        h * _K3 & _MASK64,
-        h * _K4 & _MASK64,
-    )
-    return row
+def _word_hashes(words: list[str]) -> list[int]:
+    """The hash of each word, hashing only those the memo does not hold yet."""
+    table = _WORD_HASHES
+    distinct = set(words)
+    missing = distinct.difference(table)
+    if len(table) + len(missing) > _WORD_HASHES_MAX:
+        table.clear()
+        missing = distinct
+    for word in missing:
+        table[word] = _hash64(word.encode())
+    return list(map(table.__getitem__, words))
 
 
 def shingles(text: str) -> frozenset[int]:
@@ -133,35 +149,49 @@ def shingles(text: str) -> frozenset[int]:
     Windows never cross a block boundary, so re-ordered paragraphs, and page chrome
     that ends up as blocks of its own, change nothing of the rest.
     """
-    return _shingles(_blocks(text))
+    return frozenset(_shingle_array(_read_words(text)).tolist())
 
 
-def _shingles(blocks: list[list[str]]) -> frozenset[int]:
-    """Each distinct word is hashed once (blake2b); a window's hash mixes its words'
-    hashes with odd multipliers (order matters) and the splitmix64 finalizer: five
-    times faster than hashing every window's text, and as well spread. The
-    multiplications are done once per word (``_word_row``), so a window costs the
-    finalizer's few operations; the finalizer is inlined (``_mix``) for the same reason.
+# numpy's uint64 arithmetic wraps modulo 2**64: the same values as Python ints & _MASK64.
+_U_KS = tuple(np.uint64(k) for k in (_K1, _K2, _K3, _K4))
+_U_MIX = (np.uint64(30), np.uint64(0xBF58476D1CE4E5B9), np.uint64(27))
+_U_MIX2 = (np.uint64(0x94D049BB133111EB), np.uint64(31))
+
+
+def _shingle_array(read: _Words) -> npt.NDArray[np.uint64]:
+    """The shingles of a text, sorted and distinct.
+
+    Each distinct word is hashed once (blake2b); a window's hash mixes its words'
+    hashes with odd multipliers (order matters) and the splitmix64 finalizer (``_mix``):
+    as well spread as hashing every window's text, and done for all the windows of the
+    text at once as uint64 array arithmetic, several times faster than a loop.
     """
-    result: set[int] = set()
-    add, get, m = result.add, _WORD_ROWS.get, _MASK64
-    for block in blocks:
-        rows = [get(w) or _word_row(w) for w in block]
-        if len(rows) < SHINGLE_WORDS:
-            add(_mix(sum(row[0] * k for row, k in zip(rows, _KS, strict=False))))
-            continue
-        for (a, _, _, _, _), (_, b, _, _, _), (_, _, c, _, _), (_, _, _, d, _), (
-            _,
-            _,
-            _,
-            _,
-            e,
-        ) in zip(rows, rows[1:], rows[2:], rows[3:], rows[4:], strict=False):
-            z = a ^ b ^ c ^ d ^ e
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
-            add(z ^ (z >> 31))
-    return frozenset(result)
+    ids = _word_hashes(read.words)
+    h = np.array(ids, dtype=np.uint64)
+    short: list[int] = []  # one shingle per block shorter than a window
+    start = 0
+    for length in read.blocks:
+        if length < SHINGLE_WORDS:
+            block = ids[start : start + length]
+            short.append(_mix(sum(i * k for i, k in zip(block, _KS, strict=False))))
+        start += length
+    n = len(h) - SHINGLE_WORDS + 1  # window starts
+    if n <= 0:
+        return np.unique(np.array(short, dtype=np.uint64))
+    k1, k2, k3, k4 = _U_KS
+    z = h[:n] ^ (h[1 : n + 1] * k1) ^ (h[2 : n + 2] * k2) ^ (h[3 : n + 3] * k3)
+    z ^= h[4 : n + 4] * k4
+    # A window is kept when it ends within the block it starts in.
+    ends = np.repeat(np.cumsum(read.blocks), read.blocks)[:n]
+    z = z[np.arange(SHINGLE_WORDS, n + SHINGLE_WORDS) <= ends]
+    s30, c1, s27 = _U_MIX
+    c2, s31 = _U_MIX2
+    z ^= z >> s30
+    z *= c1
+    z ^= z >> s27
+    z *= c2
+    z ^= z >> s31
+    return np.unique(np.concatenate((z, np.array(short, dtype=np.uint64))))
 
 
 def _mix(z: int) -> int:
@@ -172,16 +202,19 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def signature(hashes: frozenset[int]) -> tuple[int, ...]:
+def signature(hashes: Iterable[int]) -> tuple[int, ...]:
     """The densified one-permutation MinHash of a shingle set: ``BINS`` values."""
-    bins = [_EMPTY] * BINS
-    for h in hashes:
-        index, value = h % BINS, h // BINS
-        if value < bins[index]:
-            bins[index] = value
-    if not hashes or _EMPTY not in bins:
-        return tuple(bins)
-    return tuple(_densify(bins))
+    return _signature(np.fromiter(hashes, dtype=np.uint64))
+
+
+def _signature(hashes: npt.NDArray[np.uint64]) -> tuple[int, ...]:
+    empty = np.iinfo(np.uint64).max  # above any value: values are below 2**64 / BINS
+    bins = np.full(BINS, empty, dtype=np.uint64)
+    np.minimum.at(bins, (hashes % np.uint64(BINS)).astype(np.intp), hashes // np.uint64(BINS))
+    values = [_EMPTY if v == empty else v for v in bins.tolist()]
+    if not len(hashes) or _EMPTY not in values:
+        return tuple(values)
+    return tuple(_densify(values))
 
 
 def _densify(bins: list[int]) -> list[int]:
@@ -220,20 +253,21 @@ class Sketch:
 
 def sketch(text: str) -> Sketch:
     """Shingles and LSH buckets of ``text``."""
-    return _sketch(_blocks(text))
+    return _sketch(_read_words(text))
 
 
 def fingerprint_and_sketch(text: str) -> tuple[str, Sketch]:
     """``fingerprint(text)`` and ``sketch(text)``, reading the words once."""
-    blocks = _blocks(text)
-    return _fingerprint(blocks), _sketch(blocks)
+    read = _read_words(text)
+    return _fingerprint(read), _sketch(read)
 
 
-def _sketch(blocks: list[list[str]]) -> Sketch:
-    hashes = _shingles(blocks)
+def _sketch(read: _Words) -> Sketch:
+    array = _shingle_array(read)
+    hashes = frozenset(array.tolist())
     if len(hashes) < MIN_SHINGLES:
         return Sketch(hashes, ())
-    return Sketch(hashes, buckets(signature(hashes)))
+    return Sketch(hashes, buckets(_signature(array)))
 
 
 @dataclass(frozen=True, slots=True)
