@@ -286,6 +286,39 @@ def test_near_copy_is_linked_to_its_cluster(tmp_path: Path) -> None:
     run(store.close())
 
 
+def test_near_copy_of_an_article_indexed_before_packed_shingles(tmp_path: Path) -> None:
+    """An article indexed without packed shingles (before migration 3) is still found:
+    its text is read back and compared."""
+    store = SQLiteStore.open(tmp_path)
+    run(store.add_article(make_article(1, text=STORY), keys=("url:1",)))
+    run(store.close())
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.execute("UPDATE neardup_docs SET shingles = NULL")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore.open(tmp_path)
+    copy = make_article(2, text=STORY.replace("Tuesday", "Wednesday", 1))
+    outcome = run(store.add_article(copy, keys=("url:2",)))
+    assert (outcome.status, outcome.duplicate_of) == ("stored", "id1")
+    run(store.close())
+
+
+def test_a_near_copy_document_is_written_once(tmp_path: Path) -> None:
+    """The document of a near copy names its cluster and is the only file written: no
+    leftover temporary file, one document per article."""
+    store = SQLiteStore.open(tmp_path)
+    run(store.add_article(make_article(1, text=STORY), keys=("url:1",)))
+    copy = make_article(2, text=STORY.replace("Tuesday", "Wednesday", 1))
+    outcome = run(store.add_article(copy, keys=("url:2",)))
+    doc = json.loads((tmp_path / str(outcome.path)).read_text(encoding="utf-8"))
+    assert (doc["duplicate_of"], doc["cluster"]) == ("id1", "id1")
+    assert sorted(p.name for p in (tmp_path / "articles").rglob("*") if p.is_file()) == [
+        "id1.json",
+        "id2.json",
+    ]
+    run(store.close())
+
+
 def test_near_copy_is_skipped_when_asked(tmp_path: Path) -> None:
     """With near_duplicates="skip" a near copy is recorded as a duplicate, not stored."""
     store = SQLiteStore.open(tmp_path)

@@ -16,16 +16,22 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 from ingest import document
 from ingest.dedup.identity import entry_keys
-from ingest.dedup.neardup import Sketch, resemblance, shingles
+from ingest.dedup.neardup import (
+    Resemblance,
+    Sketch,
+    packed_resemblance,
+    resemblance,
+    shingles,
+)
 from ingest.dedup.neardup import sketch as text_sketch
 from ingest.errors import StoreError
 from ingest.models import (
@@ -138,6 +144,13 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE sources ADD COLUMN redirect_target TEXT;
         ALTER TABLE sources ADD COLUMN redirect_count INTEGER NOT NULL DEFAULT 0
         """,
+    ),
+    (
+        "packed shingles for near-duplicate verification",
+        # dedup.neardup.pack of each indexed text: a candidate is verified without
+        # reading its document back and hashing its text again. NULL for articles
+        # indexed before this migration; their text is read instead.
+        "ALTER TABLE neardup_docs ADD COLUMN shingles BLOB",
     ),
 )
 
@@ -353,6 +366,14 @@ class SQLiteStore:
         sk: Sketch | None = None,
     ) -> StoreOutcome:
         sk = sk or text_sketch(article.text)  # CPU work outside the write lock
+        # The near-copy lookup comes first, outside the lock too, so that the document
+        # is written once, naming its cluster; under the lock it is looked up again
+        # (index probes, with the comparisons already made reused) in case a copy was
+        # stored meanwhile.
+        compared: dict[str, Resemblance] = {}
+        match = self._near_match(sk, compared)
+        if match is not None and near == "link":
+            article = replace(article, duplicate_of=match[0])
         rel = files.relative_path(article)
         # The document is written and synced before the write lock is taken, so that
         # articles wait for the disk side by side rather than in turn (the lock then
@@ -365,13 +386,14 @@ class SQLiteStore:
             except OSError as exc:
                 self._forget_pending(rel)
                 raise StoreError(f"store: cannot write {rel}: {exc}") from exc
+            prepared = _Prepared(rel, tmp, sk, compared)
             try:
                 # One writer at a time within this process; the unique constraints
                 # (and the no-overwrite link) settle races with other processes.
                 with self._write_lock:
-                    return self._add_prepared(article, keys, entry, near, sk, rel, tmp)
+                    return self._add_prepared(article, keys, entry, near, prepared)
             finally:
-                files.discard(tmp)  # when it was not linked into place
+                files.discard(prepared.tmp)  # when it was not linked into place
 
     @contextmanager
     def _claim(self, rel: str) -> Iterator[None]:
@@ -393,28 +415,27 @@ class SQLiteStore:
         keys: tuple[str, ...],
         entry: Entry | None,
         near: str,
-        sk: Sketch,
-        rel: str,
-        tmp: Path,
+        prepared: _Prepared,
     ) -> StoreOutcome:
-        """Under the write lock: a duplicate, or the prepared document (``tmp`` at
-        ``rel``, pending) stored."""
+        """Under the write lock: a duplicate, or the prepared document (``prepared.tmp``
+        at ``prepared.rel``, pending) stored."""
+        rel, sk = prepared.rel, prepared.sketch
         existing = self._existing(article)
         if existing is not None:
             self._forget_pending(rel)
             return self._duplicate(existing, article, keys, entry)
-        match = self._near_match(sk)
+        match = self._near_match(sk, prepared.compared)
         if match is not None and near == "skip":
             self._forget_pending(rel)
             return self._duplicate(match[0], article, keys, entry, similarity=match[1])
-        similarity = None
-        if match is not None:
-            article = replace(article, duplicate_of=match[0])
-            similarity = match[1]
+        similarity = match[1] if match is not None else None
+        cluster = match[0] if match is not None else None
         try:
-            if match is not None:  # the document names its cluster: not the one prepared
-                files.discard(tmp)
-                tmp = files.prepare(self.root / rel, files.document_bytes(article))
+            if cluster != article.duplicate_of:  # a copy stored meanwhile (or gone): rare
+                article = replace(article, duplicate_of=cluster)
+                files.discard(prepared.tmp)
+                prepared.tmp = files.prepare(self.root / rel, files.document_bytes(article))
+            tmp = prepared.tmp
             try:
                 files.publish(tmp, self.root / rel, replace=False)
             except FileExistsError:
@@ -431,7 +452,7 @@ class SQLiteStore:
             with self._transaction() as conn:
                 seq = self._insert_article(conn, article, rel, similarity=similarity)
                 self._insert_version(conn, article, rel)
-                self._index_buckets(conn, article.id, sk.buckets)
+                self._index_buckets(conn, article.id, sk)
                 self._insert_keys(
                     conn,
                     keys,
@@ -494,17 +515,26 @@ class SQLiteStore:
         )
         return str(rows[0][0]) if rows else None
 
-    def _near_match(self, sk: Sketch) -> tuple[str, float] | None:
+    def _near_match(self, sk: Sketch, compared: dict[str, Resemblance]) -> tuple[str, float] | None:
         """The cluster (its first article) of a verified near-copy, if any.
 
         Candidates come most shared buckets first (the best MinHash estimate of
-        resemblance), so the first one verified is taken: usually one document read.
+        resemblance), so the first one verified is taken: usually one comparison.
+        ``compared`` holds the comparisons made, by candidate id, for the next call.
         """
         for row in self.near_candidates(sk.buckets):
-            found = resemblance(sk.shingles, shingles(self._document_text(row["path"])))
+            found = compared.get(row["id"])
+            if found is None:
+                found = compared[row["id"]] = self._compare(sk, row)
             if found.near_duplicate:
                 return (row["duplicate_of"] or row["id"], round(found.containment, 4))
         return None
+
+    def _compare(self, sk: Sketch, candidate: sqlite3.Row) -> Resemblance:
+        if sk.packed and candidate["shingles"] is not None:
+            return packed_resemblance(sk.packed, candidate["shingles"])
+        # Indexed before the catalog kept packed shingles: its text, read back.
+        return resemblance(sk.shingles, shingles(self._document_text(candidate["path"])))
 
     def near_candidates(self, buckets: tuple[int, ...]) -> list[sqlite3.Row]:
         """Stored articles sharing at least one LSH bucket, most shared first (at most
@@ -513,7 +543,7 @@ class SQLiteStore:
             return []
         marks = ",".join("?" * len(buckets))
         return self._read(
-            "SELECT a.id, a.path, a.duplicate_of, c.shared FROM ("
+            "SELECT a.id, a.path, a.duplicate_of, d.shingles, c.shared FROM ("
             f" SELECT num, count(*) AS shared FROM neardup_buckets WHERE bucket IN ({marks})"
             " GROUP BY num ORDER BY shared DESC LIMIT ?) AS c"
             " JOIN neardup_docs d ON d.num = c.num JOIN articles a ON a.id = d.article_id"
@@ -521,16 +551,20 @@ class SQLiteStore:
             (*buckets, MAX_CANDIDATES),
         )
 
-    def _index_buckets(
-        self, conn: sqlite3.Connection, article_id: str, buckets: Iterable[int]
-    ) -> int:
-        conn.execute("INSERT OR IGNORE INTO neardup_docs (article_id) VALUES (?)", (article_id,))
-        num = conn.execute(
-            "SELECT num FROM neardup_docs WHERE article_id = ?", (article_id,)
-        ).fetchone()[0]
-        conn.executemany(
-            "INSERT OR IGNORE INTO neardup_buckets VALUES (?, ?)", [(b, num) for b in buckets]
-        )
+    def _index_buckets(self, conn: sqlite3.Connection, article_id: str, sk: Sketch | None) -> int:
+        """Index ``sk`` (its buckets and packed shingles) for ``article_id``; with None,
+        only make sure the article has its number. Returns that number."""
+        (num,) = conn.execute(
+            "INSERT INTO neardup_docs (article_id, shingles) VALUES (?, ?)"
+            " ON CONFLICT (article_id) DO UPDATE SET shingles = coalesce(excluded.shingles,"
+            " shingles) RETURNING num",
+            (article_id, (sk.packed or None) if sk is not None else None),
+        ).fetchone()
+        if sk is not None:
+            conn.executemany(
+                "INSERT OR IGNORE INTO neardup_buckets VALUES (?, ?)",
+                [(b, num) for b in sk.buckets],
+            )
         return int(num)
 
     def _begin_pending(self, rel: str) -> None:
@@ -649,7 +683,7 @@ class SQLiteStore:
                 with self._transaction() as conn:
                     seq = self._move_to_version(conn, current, article, rel)
                     self._insert_version(conn, article, rel)
-                    self._reindex_buckets(conn, article.id, old_text, sk.buckets)
+                    self._reindex_buckets(conn, article.id, old_text, sk)
                     self._insert_keys(
                         conn,
                         keys,
@@ -703,9 +737,9 @@ class SQLiteStore:
         return seq
 
     def _reindex_buckets(
-        self, conn: sqlite3.Connection, article_id: str, old_text: str, new: tuple[int, ...]
+        self, conn: sqlite3.Connection, article_id: str, old_text: str, new: Sketch
     ) -> None:
-        num = self._index_buckets(conn, article_id, ())
+        num = self._index_buckets(conn, article_id, None)
         old = text_sketch(old_text).buckets
         conn.executemany(
             "DELETE FROM neardup_buckets WHERE bucket = ? AND num = ?", [(b, num) for b in old]
@@ -806,6 +840,16 @@ class SQLiteStore:
         await self._states.drain()
         with self._lock:
             self._conn.close()
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A document written and synced at a temporary path, waiting for the write lock."""
+
+    rel: str  # where it goes
+    tmp: Path  # where it is; replaced if the document must change under the lock
+    sketch: Sketch
+    compared: dict[str, Resemblance]  # near-copy candidates compared, by article id
 
 
 class _StateCommits:
