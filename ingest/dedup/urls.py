@@ -84,6 +84,9 @@ def normalize_url(url: str) -> str:
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
+# Hosts repeat across a feed's links and a crawl's pages, and IDNA encoding and the
+# IP-literal check cost several microseconds each: both are memoized (pure functions).
+@functools.lru_cache(maxsize=4096)
 def _host(raw: str) -> str:
     host = raw.lower().rstrip(".")
     if ":" in host:  # an IPv6 literal: urlsplit removed its brackets
@@ -173,6 +176,7 @@ def _remove_dot_segments(path: str) -> str:
     return "/".join(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def registrable_domain(host: str) -> str | None:
     """The name a publisher registered: ``news.bbc.co.uk`` → ``bbc.co.uk``.
 

@@ -392,15 +392,17 @@ async def _read(response: httpx.Response, requested: str, options: _Options) -> 
     declared = _declared_length(response)
     if declared is not None and declared > cap and not options.truncate:
         raise too_big
-    body = bytearray()
+    body: list[bytes] = []  # joined once at the end: one copy of the body, not two
+    size = 0
     async with contextlib.aclosing(_decoded(response, requested)) as pieces:
         async for piece in pieces:
-            if len(body) + len(piece) > cap:
+            if size + len(piece) > cap:
                 if options.truncate:
-                    return bytes(body + piece[: cap - len(body)])
+                    return b"".join([*body, piece[: cap - size]])
                 raise too_big
-            body += piece
-    return bytes(body)
+            body.append(piece)
+            size += len(piece)
+    return b"".join(body)
 
 
 async def _discard(response: httpx.Response) -> None:
