@@ -209,3 +209,12 @@ def count_words(text: str) -> int:
     if not text.isascii():
         words += len(_UNSPACED.findall(text)) // 2
     return words
+
+
+def has_words(text: str, count: int) -> bool:
+    """Does ``text`` hold at least ``count`` words (as ``count_words`` counts them)?
+
+    Splitting stops after ``count`` words: an article's whole text need not be split
+    (and searched for Chinese characters) to learn that it is not a stub.
+    """
+    return len(text.split(None, count)) >= count or count_words(text) >= count
