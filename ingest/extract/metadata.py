@@ -118,6 +118,8 @@ _BY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 _MAX_AUTHOR_LEN = 80
+_LD_WRAPPER = re.compile(r"^(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)$")
+_LD_WRAPPER_ENDS = ("]]>", "-->")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,12 +242,12 @@ def _ld_documents(tree: LexborHTMLParser, seen: list[Any]) -> Iterator[Any]:
 
 def _load_json(text: str) -> Any:
     text = text.strip()
-    # CMSes wrap JSON-LD in CDATA or HTML comments, or leave trailing semicolons.
-    text = (
-        re.sub(r"^(?://\s*)?(?:<!\[CDATA\[|<!--)|(?://\s*)?(?:\]\]>|-->)$", "", text)
-        .strip()
-        .rstrip(";")
-    )
+    # CMSes wrap JSON-LD in CDATA or HTML comments, or leave trailing semicolons. The
+    # wrapper pattern can only match text that starts or ends like one, and searching
+    # it through a long document that does not costs more than parsing the JSON.
+    if text.startswith(("//", "<!")) or text.endswith(_LD_WRAPPER_ENDS):
+        text = _LD_WRAPPER.sub("", text).strip()
+    text = text.rstrip(";")
     try:
         return json.loads(text, strict=False)
     except (ValueError, RecursionError):
