@@ -324,11 +324,17 @@ def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> Non
     words, _ = blocks.sums()
     page_words = words[root]
     nodes, dead = blocks.nodes, blocks.dead()
+    previous = -1
     for i in blocks.numbers(nodes[root].css("[class], [id]")):
-        if dead[i] or i in protected or i == root:
+        # An element with both a class and an id comes twice (once per selector): one
+        # verdict will do.
+        if dead[i] or i in protected or i in (root, previous):
             continue  # (inside a block removed already: nothing to decide)
-        attrs = nodes[i].attributes
-        verdict = _boilerplate(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+        previous = i
+        node = nodes[i]
+        # The class and the id alone: a dict of all the attributes (styles, data-*,
+        # srcset) costs more to build.
+        verdict = _boilerplate(f"{node.attrs.get('class') or ''} {node.id or ''}")
         if verdict == "weak" and words[i] > _WEAK_SHARE * page_words:
             continue
         if verdict:
