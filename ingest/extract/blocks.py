@@ -25,6 +25,10 @@ _TEXT = "-text"
 # Chinese and Japanese are written without spaces: about two characters make a word.
 # (Korean separates words with spaces, so Hangul is not here.)
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Those characters are all U+3040 or above, so their UTF-8 lead byte is 0xE3 or above:
+# text whose UTF-8 keeps no byte once these are deleted has none of them, and deleting
+# bytes is a fast C loop where the pattern is a slow one.
+_BELOW_UNSPACED = bytes(range(0xE3))
 
 
 class Blocks:
@@ -76,7 +80,6 @@ class Blocks:
             self.nodes,
         )
         in_link = self.linked
-        unspaced = _UNSPACED.findall
         for node in root.traverse(include_text=True, skip_empty=True):
             tag = node.tag
             if tag == _TEXT:
@@ -85,7 +88,7 @@ class Blocks:
                     continue
                 words = len(text.split())
                 if not text.isascii():
-                    words += len(unspaced(text)) // 2
+                    words += _unspaced_words(text)
                 if words:
                     # A text node always has a parent element here (it is under root).
                     owner = index.get(node.parent.mem_id, -1)  # type: ignore[union-attr]
@@ -207,8 +210,15 @@ def count_words(text: str) -> int:
     """Whitespace-separated words, plus one word per two Chinese or Japanese characters."""
     words = len(text.split())
     if not text.isascii():
-        words += len(_UNSPACED.findall(text)) // 2
+        words += _unspaced_words(text)
     return words
+
+
+def _unspaced_words(text: str) -> int:
+    """Words of the Chinese and Japanese characters of ``text`` (two characters each)."""
+    if not text.encode("utf-8", "surrogatepass").translate(None, _BELOW_UNSPACED):
+        return 0
+    return len(_UNSPACED.findall(text)) // 2
 
 
 def has_words(text: str, count: int) -> bool:
