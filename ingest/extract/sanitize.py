@@ -285,7 +285,11 @@ def sanitize(root: LexborNode, *, base: str | None) -> str:
 
 def escape_text(text: str) -> str:
     """``text`` escaped for HTML content (as ``html.escape(text, quote=False)``)."""
-    return replace_present(text, _HTML_ESCAPES)
+    # Most text holds none of the three: testing for them in one expression first skips
+    # the loop of replace_present (0.7% of the extractor's instructions, by callgrind).
+    if "&" in text or "<" in text or ">" in text:
+        return replace_present(text, _HTML_ESCAPES)
+    return text
 
 
 _HTML_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
