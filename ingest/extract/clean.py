@@ -291,9 +291,10 @@ def remove_junk(body: LexborNode) -> None:
 def remove_hidden(blocks: Blocks, body: LexborNode) -> None:
     """Remove rare never-content elements, dialogs, and hidden and landmark-marked blocks
     (``_HIDDEN``) unless they hold the page."""
-    for i, tag in enumerate(blocks.tags):
-        if tag in _RARE_JUNK:
-            blocks.remove(i)
+    if not _RARE_JUNK.isdisjoint(blocks.tags):  # (in C: most pages have none)
+        for i, tag in enumerate(blocks.tags):
+            if tag in _RARE_JUNK:
+                blocks.remove(i)
     for i in blocks.numbers(body.css(_DIALOGS)):
         blocks.remove(i)
     hidden = blocks.numbers(body.css(_HIDDEN))
