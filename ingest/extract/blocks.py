@@ -67,8 +67,7 @@ class Blocks:
         count = len(self.tags)
         self.removed = [False] * count
         self._dead = [False] * count
-        self.ends = self._ends()
-        self.words, self.links = self._sums()
+        self.ends, self.words, self.links = self._subtrees()
 
     def _read(self, root: LexborNode) -> None:
         index, tags, parents, own, own_links, nodes = (
@@ -109,23 +108,21 @@ class Blocks:
             own_links.append(0)
             in_link.append(tag == "a" or (parent >= 0 and in_link[parent]))
 
-    def _ends(self) -> list[int]:
+    def _subtrees(self) -> tuple[list[int], list[int], list[int]]:
+        """Per element: where its subtree ends, and the words and link words in it.
+
+        One backward pass (children come after their parent) serves all three.
+        """
         ends = list(range(1, len(self.tags) + 1))
+        words, links = self.own[:], self.own_links[:]
         parents = self.parents
         for i in range(len(ends) - 1, 0, -1):
             parent = parents[i]
             if ends[i] > ends[parent]:
                 ends[parent] = ends[i]
-        return ends
-
-    def _sums(self) -> tuple[list[int], list[int]]:
-        words, links = self.own[:], self.own_links[:]
-        parents = self.parents
-        for i in range(len(words) - 1, 0, -1):
-            parent = parents[i]
             words[parent] += words[i]
             links[parent] += links[i]
-        return words, links
+        return ends, words, links
 
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""
