@@ -127,8 +127,7 @@ class Blocks:
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""
         index = self.index
-        found = (index.get(node.mem_id, -1) for node in nodes)
-        return [i for i in found if i >= 0]
+        return [i for node in nodes if (i := index.get(node.mem_id, -1)) >= 0]
 
     def ancestors(self, i: int) -> list[int]:
         """``i`` and its ancestors up to element 0, nearest first."""
