@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
-from ingest.extract import extract
+from ingest.extract import extract, page_dates
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html
 from ingest.models import Extraction, ExtractRules
@@ -321,6 +321,34 @@ def test_originally_published_note_beats_the_byline() -> None:
     )
     got = extract(page(body))
     assert got.published == datetime(2019, 9, 26, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        "Last updated: 26 Sep 2019",
+        "LAST UPDATED 26 Sep 2019",
+        "DERNIÈRE MISE À JOUR : 26 septembre 2019",
+        "Zuletzt aktualisiert am 26. September 2019",  # "k" may be a Kelvin sign
+        "ZULETZT A\u212aTUALISIERT 26. September 2019",
+    ],
+)
+def test_last_updated_note_in_any_case(note: str) -> None:
+    """A "Last updated" note dates a page without a byline, in whatever case it is set."""
+    got = extract(page(article() + f"<p>{note}</p>"))
+    assert got.modified == datetime(2019, 9, 26, tzinfo=UTC)
+
+
+def test_note_folding_characters_are_complete() -> None:
+    """Every non-ASCII character whose lower case holds a letter of a note phrase is
+    listed, so the cheap test for a note never misses one."""
+    letters = set("".join(page_dates._ORIGINALLY + page_dates._LAST_UPDATED))
+    folding = {
+        char
+        for char in map(chr, range(0x80, 0x110000))
+        if char.lower() != char and letters & set(char.lower())
+    }
+    assert folding == set(page_dates._FOLDS_INTO_NOTES)
 
 
 def test_nested_and_meta_json_ld_are_read() -> None:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from ingest.extract.blocks import _UNSPACED, _unspaced_words
 from ingest.extract.sanitize import _join, _join_slowly, safe_url, sanitize
 from ingest.extract.text import _collapse, render
 
@@ -139,6 +140,18 @@ _URL_PIECES = st.sampled_from(
 def test_url_shortcut_agrees_with_urljoin(url: str, base: str) -> None:
     """The shortcut past urljoin for plain URLs gives exactly what urljoin gives."""
     assert _join(url, base) == (_join_slowly(url, base) if url and url[0] != "#" else None)
+
+
+@given(st.text())
+def test_unspaced_word_shortcut_agrees_with_the_pattern(text: str) -> None:
+    """The UTF-8 lead-byte test never skips a text holding Chinese or Japanese."""
+    assert _unspaced_words(text) == len(_UNSPACED.findall(text)) // 2
+
+
+@given(st.text(alphabet=st.sampled_from("a \u00e9\u2019\u3040\u30ff\u4e00\u9fff\ufaff\ud800")))
+def test_unspaced_word_shortcut_at_the_range_edges(text: str) -> None:
+    """The same near the edges of the ranges, and with a lone surrogate."""
+    assert _unspaced_words(text) == len(_UNSPACED.findall(text)) // 2
 
 
 def test_only_the_space_is_printable_whitespace() -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from selectolax.lexbor import LexborHTMLParser
 
 from ingest.errors import ExtractError
-from ingest.extract.blocks import count_words
+from ingest.extract.blocks import has_words
 from ingest.extract.body import find_content
 from ingest.extract.decode import utf8_bytes
 from ingest.extract.limits import flatten_deep_nesting
@@ -57,7 +57,7 @@ def extract(
     root = find_content(tree, rules=rules, title=meta.title, url=url)
     rendered = render(root, base=base)
     text = rendered.text
-    if count_words(text) < _MIN_WORDS:
+    if not has_words(text, _MIN_WORDS):
         raise ExtractError(f"extract: no article body found: {where}")
     return _extraction(meta, text=text, html=rendered.html, markdown=rendered.markdown)
 

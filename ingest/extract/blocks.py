@@ -25,6 +25,10 @@ _TEXT = "-text"
 # Chinese and Japanese are written without spaces: about two characters make a word.
 # (Korean separates words with spaces, so Hangul is not here.)
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Those characters are all U+3040 or above, so their UTF-8 lead byte is 0xE3 or above:
+# text whose UTF-8 keeps no byte once these are deleted has none of them, and deleting
+# bytes is a fast C loop where the pattern is a slow one.
+_BELOW_UNSPACED = bytes(range(0xE3))
 
 
 class Blocks:
@@ -63,8 +67,7 @@ class Blocks:
         count = len(self.tags)
         self.removed = [False] * count
         self._dead = [False] * count
-        self.ends = self._ends()
-        self.words, self.links = self._sums()
+        self.ends, self.words, self.links = self._subtrees()
 
     def _read(self, root: LexborNode) -> None:
         index, tags, parents, own, own_links, nodes = (
@@ -76,7 +79,6 @@ class Blocks:
             self.nodes,
         )
         in_link = self.linked
-        unspaced = _UNSPACED.findall
         for node in root.traverse(include_text=True, skip_empty=True):
             tag = node.tag
             if tag == _TEXT:
@@ -85,7 +87,7 @@ class Blocks:
                     continue
                 words = len(text.split())
                 if not text.isascii():
-                    words += len(unspaced(text)) // 2
+                    words += _unspaced_words(text)
                 if words:
                     # A text node always has a parent element here (it is under root).
                     owner = index.get(node.parent.mem_id, -1)  # type: ignore[union-attr]
@@ -106,29 +108,26 @@ class Blocks:
             own_links.append(0)
             in_link.append(tag == "a" or (parent >= 0 and in_link[parent]))
 
-    def _ends(self) -> list[int]:
+    def _subtrees(self) -> tuple[list[int], list[int], list[int]]:
+        """Per element: where its subtree ends, and the words and link words in it.
+
+        One backward pass (children come after their parent) serves all three.
+        """
         ends = list(range(1, len(self.tags) + 1))
+        words, links = self.own[:], self.own_links[:]
         parents = self.parents
         for i in range(len(ends) - 1, 0, -1):
             parent = parents[i]
             if ends[i] > ends[parent]:
                 ends[parent] = ends[i]
-        return ends
-
-    def _sums(self) -> tuple[list[int], list[int]]:
-        words, links = self.own[:], self.own_links[:]
-        parents = self.parents
-        for i in range(len(words) - 1, 0, -1):
-            parent = parents[i]
             words[parent] += words[i]
             links[parent] += links[i]
-        return words, links
+        return ends, words, links
 
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""
         index = self.index
-        found = (index.get(node.mem_id, -1) for node in nodes)
-        return [i for i in found if i >= 0]
+        return [i for node in nodes if (i := index.get(node.mem_id, -1)) >= 0]
 
     def ancestors(self, i: int) -> list[int]:
         """``i`` and its ancestors up to element 0, nearest first."""
@@ -207,5 +206,21 @@ def count_words(text: str) -> int:
     """Whitespace-separated words, plus one word per two Chinese or Japanese characters."""
     words = len(text.split())
     if not text.isascii():
-        words += len(_UNSPACED.findall(text)) // 2
+        words += _unspaced_words(text)
     return words
+
+
+def _unspaced_words(text: str) -> int:
+    """Words of the Chinese and Japanese characters of ``text`` (two characters each)."""
+    if not text.encode("utf-8", "surrogatepass").translate(None, _BELOW_UNSPACED):
+        return 0
+    return len(_UNSPACED.findall(text)) // 2
+
+
+def has_words(text: str, count: int) -> bool:
+    """Does ``text`` hold at least ``count`` words (as ``count_words`` counts them)?
+
+    Splitting stops after ``count`` words: an article's whole text need not be split
+    (and searched for Chinese characters) to learn that it is not a stub.
+    """
+    return len(text.split(None, count)) >= count or count_words(text) >= count

@@ -291,9 +291,10 @@ def remove_junk(body: LexborNode) -> None:
 def remove_hidden(blocks: Blocks, body: LexborNode) -> None:
     """Remove rare never-content elements, dialogs, and hidden and landmark-marked blocks
     (``_HIDDEN``) unless they hold the page."""
-    for i, tag in enumerate(blocks.tags):
-        if tag in _RARE_JUNK:
-            blocks.remove(i)
+    if not _RARE_JUNK.isdisjoint(blocks.tags):  # (in C: most pages have none)
+        for i, tag in enumerate(blocks.tags):
+            if tag in _RARE_JUNK:
+                blocks.remove(i)
     for i in blocks.numbers(body.css(_DIALOGS)):
         blocks.remove(i)
     hidden = blocks.numbers(body.css(_HIDDEN))
@@ -324,11 +325,17 @@ def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> Non
     words, _ = blocks.sums()
     page_words = words[root]
     nodes, dead = blocks.nodes, blocks.dead()
+    previous = -1
     for i in blocks.numbers(nodes[root].css("[class], [id]")):
-        if dead[i] or i in protected or i == root:
+        # An element with both a class and an id comes twice (once per selector): one
+        # verdict will do.
+        if dead[i] or i in protected or i in (root, previous):
             continue  # (inside a block removed already: nothing to decide)
-        attrs = nodes[i].attributes
-        verdict = _boilerplate(f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+        previous = i
+        node = nodes[i]
+        # The class and the id alone: a dict of all the attributes (styles, data-*,
+        # srcset) costs more to build.
+        verdict = _boilerplate(f"{node.attrs.get('class') or ''} {node.id or ''}")
         if verdict == "weak" and words[i] > _WEAK_SHARE * page_words:
             continue
         if verdict:

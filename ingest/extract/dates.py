@@ -63,6 +63,7 @@ _DMY = re.compile(
 # and northern Europe); slashed ones are day-first in Europe and month-first in the US,
 # so a slashed date is only read when one of its numbers is over 12 and settles it.
 _NUMERIC = re.compile(r"(?<![\d./])(\d{1,2})([./])(\d{1,2})\2" + _YEAR + r"(?![\d])")
+_ANY_YEAR = re.compile(_YEAR)
 # In a URL path: /2025/05/21/, /2025-05-21-slug, /2023/october/03/.
 _URL_DAY = re.compile(
     r"(?<!\d)" + _YEAR + r"[/_-](\d{1,2}|[a-z]{3,9})[/_-](\d{1,2})(?!\d)", re.IGNORECASE
@@ -123,6 +124,11 @@ def parse_text_date(value: str) -> datetime | None:
 
 def text_dates(text: str) -> list[TextDate]:
     """Every day-precise date in ``text``, in order, each with the label before it."""
+    # Every pattern holds a year, which starts "19" or "20": two substring tests, then one
+    # scan for a year, rule out most texts (a byline level, a date-named element)
+    # without running the five patterns over them.
+    if ("19" not in text and "20" not in text) or _ANY_YEAR.search(text) is None:
+        return []
     spans: list[tuple[int, int, datetime]] = []
     for start, end, when in _matches(text):
         if all(end <= s or start >= e for s, e, _ in spans):

@@ -52,7 +52,6 @@ _NOTICE = re.compile(
     r"(delivered|right) (to|in|into|through) your (inbox|letterbox|mailbox))\b",
     re.IGNORECASE,
 )
-_NOTICE_WORDS = ("cookie", "subscri", "newsletter", "inbox", "letterbox", "mailbox")
 # A dateline: nothing but a date, a time and the words around them ("Published Monday,
 # November 18, 2019 8:22AM EST", "PUBLISHED: 10:48, Tue, Nov 19, 2019 | UPDATED: ...",
 # "segunda-feira, 22 de janeiro de 2018 às 0:13"). The article's dates are metadata.
@@ -90,14 +89,24 @@ def is_furniture(text: str, words: int) -> bool:
     if words <= _DATELINE_WORDS and _is_dateline(text):
         return True
     lowered = text.lower()
-    # The notice pattern is slow to search; these words are in every one of its branches.
-    if not any(word in lowered for word in _NOTICE_WORDS):
+    # The notice pattern is slow to search; one of these words is in each of its
+    # branches. (Spelled out: a generator over a tuple of them cost three times more.)
+    if not (
+        "cookie" in lowered
+        or "subscri" in lowered
+        or "newsletter" in lowered
+        or "inbox" in lowered
+        or "letterbox" in lowered
+        or "mailbox" in lowered
+    ):
         return False
     return _NOTICE.search(text) is not None
 
 
 def _is_dateline(text: str) -> bool:
-    if _YEAR.search(text) is None:
+    # A year starts "19" or "20": two substring tests are several times cheaper than
+    # the pattern, which most short blocks would fail.
+    if ("19" not in text and "20" not in text) or _YEAR.search(text) is None:
         return False
     tokens = _TOKEN.findall(text.lower())
     years = [t for t in tokens if len(t) == 4 and t.isdigit() and t[:2] in ("19", "20")]

@@ -38,7 +38,13 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
         if count < _MIN_CARDS or parent < 0 or dead[parent]:
             continue
         kids = [parent + 1, *blocks.following_siblings(parent + 1)]
-        cards = [k for k in kids if _is_card(blocks, k, words, site)]
+        # Most parents have too few children of a card's kind and size, or too little of
+        # their text in them, to hold a teaser list; only those that do are worth the
+        # (costlier) look for headline links.
+        sized = [k for k in kids if _card_sized(blocks, k, words)]
+        if len(sized) < _MIN_CARDS or sum(words[k] for k in sized) < _CARDS_SHARE * words[parent]:
+            continue
+        cards = [k for k in sized if _is_card(blocks, k, site)]
         if (
             len(cards) >= _MIN_CARDS
             and sum(words[k] for k in cards) >= _CARDS_SHARE * words[parent]
@@ -48,9 +54,12 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
         blocks.remove(card)
 
 
-def _is_card(blocks: Blocks, i: int, words: list[int], site: str | None) -> bool:
-    if blocks.tags[i] in _TEXT_TAGS or not _CARD_MIN_WORDS <= words[i] <= _CARD_MAX_WORDS:
-        return False
+def _card_sized(blocks: Blocks, i: int, words: list[int]) -> bool:
+    return blocks.tags[i] not in _TEXT_TAGS and _CARD_MIN_WORDS <= words[i] <= _CARD_MAX_WORDS
+
+
+def _is_card(blocks: Blocks, i: int, site: str | None) -> bool:
+    """Does the block (of a card's kind and size) open with a headline link to the site?"""
     headline = _first_text_link(blocks, i)
     if headline < 0:
         return False

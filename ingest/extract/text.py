@@ -101,7 +101,18 @@ _ACTION = {
 
 
 def _md_escape(text: str) -> str:
-    return replace_present(text, _MD_ESCAPES)
+    # As in sanitize.escape_text: one expression of tests first, as most text has none.
+    if (
+        "\\" in text
+        or "`" in text
+        or "*" in text
+        or "_" in text
+        or "[" in text
+        or "]" in text
+        or "#" in text
+    ):
+        return replace_present(text, _MD_ESCAPES)
+    return text
 
 
 _MD_ESCAPES = tuple((char, "\\" + char) for char in "\\`*_[]#")
