@@ -202,12 +202,8 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def signature(hashes: Iterable[int]) -> tuple[int, ...]:
-    """The densified one-permutation MinHash of a shingle set: ``BINS`` values."""
-    return _signature(np.fromiter(hashes, dtype=np.uint64))
-
-
 def _signature(hashes: npt.NDArray[np.uint64]) -> tuple[int, ...]:
+    """The densified one-permutation MinHash of a shingle set: ``BINS`` values."""
     empty = np.iinfo(np.uint64).max  # above any value: values are below 2**64 / BINS
     bins = np.full(BINS, empty, dtype=np.uint64)
     np.minimum.at(bins, (hashes % np.uint64(BINS)).astype(np.intp), hashes // np.uint64(BINS))
@@ -306,8 +302,6 @@ class Resemblance:
 
 def resemblance(a: frozenset[int], b: frozenset[int]) -> Resemblance:
     """Exact resemblance of two shingle sets; zero when either is too small to judge."""
-    if min(len(a), len(b)) < MIN_SHINGLES:
-        return Resemblance(0.0, 0.0, float("inf"))
     return _resemblance(len(a), len(b), len(a & b))
 
 
