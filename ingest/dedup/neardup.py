@@ -44,7 +44,6 @@ import hashlib
 import re
 import struct
 import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -241,7 +240,7 @@ class Sketch:
 
     shingles: frozenset[int]
     buckets: tuple[int, ...]  # empty when the text is too short to compare
-    packed: bytes = b""  # ``pack(shingles)``, what the store keeps to verify candidates
+    packed: bytes = b""  # the shingles as the store keeps them (``_pack``), to verify candidates
 
     @property
     def comparable(self) -> bool:
@@ -267,21 +266,17 @@ def _sketch(read: _Words) -> Sketch:
     return Sketch(hashes, buckets(_signature(array)), _pack(array))
 
 
-def pack(hashes: Iterable[int]) -> bytes:
+def _pack(array: npt.NDArray[np.uint64]) -> bytes:
     """A shingle set as the store keeps it: the distinct top 32 bits of each hash,
     sorted, as little-endian uint32 (4 bytes a shingle, where the text takes about 6
     bytes a word). Two different shingles share their top 32 bits with probability
     2**-32: between two 2,000-shingle texts, 0.001 false common shingles are expected,
     so resemblance on packed sets is exact for every practical purpose."""
-    return _pack(np.fromiter(hashes, dtype=np.uint64))
-
-
-def _pack(array: npt.NDArray[np.uint64]) -> bytes:
     return np.unique((array >> np.uint64(32)).astype("<u4")).tobytes()
 
 
 def packed_resemblance(a: bytes, b: bytes) -> Resemblance:
-    """``resemblance`` of two packed shingle sets (``pack``): no text to read again."""
+    """``resemblance`` of two packed shingle sets (``_pack``): no text to read again."""
     left, right = np.frombuffer(a, dtype="<u4"), np.frombuffer(b, dtype="<u4")
     common = np.intersect1d(left, right, assume_unique=True).size
     return _resemblance(left.size, right.size, common)

@@ -147,7 +147,7 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ),
     (
         "packed shingles for near-duplicate verification",
-        # dedup.neardup.pack of each indexed text: a candidate is verified without
+        # Sketch.packed of each indexed text (dedup.neardup): a candidate is verified without
         # reading its document back and hashing its text again. NULL for articles
         # indexed before this migration; their text is read instead.
         "ALTER TABLE neardup_docs ADD COLUMN shingles BLOB",
