@@ -180,7 +180,7 @@ async def _context(
             )
     finally:
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            await executor.aclose()
         await store.close()
 
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +51,7 @@ from ingest.models import (
 )
 from ingest.schedule import Bounds, ServerHints
 from ingest.store import Store
+from ingest.workers import WorkerError, WorkerPool
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +79,8 @@ OnStored = Callable[[Article], None]
 class Context:
     """What every pipeline call needs, built once by the caller and passed down.
 
-    ``extract_pool``: a process pool for extraction, the CPU-heavy stage, so that
+    ``extract_pool``: worker processes for extraction (`ingest.workers`), the CPU-heavy
+    stage, so that
     every core works; None extracts in a thread of this process.
     ``page_slots``: how many pages may be between fetched and extracted at once: when
     fetching outruns extraction, fetched bodies would otherwise pile up in memory.
@@ -93,7 +93,7 @@ class Context:
     fetcher: Fetcher
     store: Store
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    extract_pool: Executor | None = None
+    extract_pool: WorkerPool | None = None
     near_duplicates: str = "link"
     metrics: Metrics | None = None
     bounds: Bounds = field(default_factory=lambda: Bounds(DEFAULT_MIN, DEFAULT_MAX))
@@ -103,21 +103,17 @@ class Context:
     )
 
 
-def extraction_pool(workers: int) -> Executor | None:
-    """A process pool of ``workers`` extractors (0: one per core), or None for one core.
+def extraction_pool(workers: int) -> WorkerPool | None:
+    """A pool of ``workers`` extraction processes (0: one per core), or None for one core.
 
-    The forkserver start method forks workers from a clean process, never from this
-    one with its threads and sockets.
+    Workers start when the first pages wait (one per page waiting, up to ``workers``):
+    an idle cycle, which extracts nothing, starts none (starting them costs 2 CPU-s and
+    100 MB: bench/e2e.py's idle cycle measured it).
     """
     count = workers or os.cpu_count() or 1
     if count <= 1:
         return None
-    context = multiprocessing.get_context("forkserver")
-    # Workers start when the first pages wait (one per page waiting, up to `count`): an
-    # idle cycle, which extracts nothing, starts none (starting them costs 2 CPU-s and
-    # 100 MB: bench/e2e.py's idle cycle measured it).
-    context.set_forkserver_preload(["ingest.pipeline"])
-    return ProcessPoolExecutor(max_workers=count, mp_context=context)
+    return WorkerPool(count, preload=("ingest.pipeline",))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +137,7 @@ async def _extract(ctx: Context, page: Page, rules: ExtractRules) -> _Extracted:
     )
     if ctx.extract_pool is None:
         return await asyncio.to_thread(call)
-    return await asyncio.get_running_loop().run_in_executor(ctx.extract_pool, call)
+    return await ctx.extract_pool.run(call)
 
 
 @dataclass(slots=True)
@@ -345,6 +341,10 @@ async def _ingest_entry(
         return
     except ExtractError as exc:
         await _skip(ctx, item, source=source, reason=str(exc), tally=tally)
+        return
+    except WorkerError as exc:  # may be the page, may be the machine: tried again next poll
+        tally.errors += 1
+        logger.warning("entry: %s source=%s url=%s", exc, source, entry.url)
         return
     try:
         await _store(ctx, item, page, extracted, source=source, tally=tally, on_stored=on_stored)

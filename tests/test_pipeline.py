@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -56,7 +57,7 @@ def with_ctx(
                 return await fn(Context(fetcher=fetcher, store=store, extract_pool=pool))
         finally:
             if pool is not None:
-                pool.shutdown()
+                await pool.aclose()
             await store.close()
 
     return asyncio.run(run())
@@ -77,10 +78,27 @@ def stored_docs(tmp_path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def serve_mixed_feed(server: LoopbackServer) -> None:
+def serve_mixed_feed(server: LoopbackServer, storage: Path | None = None) -> None:
+    """A feed of every kind of entry. With ``storage``, /copy is answered only once
+    /a1's document is there, so that /a1 is the one stored and /copy its duplicate
+    (entries are fetched concurrently: otherwise either may come first)."""
     server.add("/a1", page("article.html"))
     server.add("/a2", page("second-article.html"))
-    server.add("/copy", page("article-copy.html"))  # same text as /a1, other wrapper
+    copy = page("article-copy.html")  # same text as /a1, other wrapper
+
+    def stored(url: str) -> bool:
+        assert storage is not None
+        wanted = f'"url": "{url}"'
+        return any(wanted in p.read_text(encoding="utf-8") for p in storage.rglob("[!.]*.json"))
+
+    def after_a1(request: Request) -> Response:
+        for _ in range(200 if storage else 0):  # 10 s at most
+            if stored(server.url("/a1")):
+                break
+            time.sleep(0.05)
+        return copy
+
+    server.add("/copy", after_a1)
     server.add("/doc.pdf", Response(b"%PDF-1.4", content_type="application/pdf"))
     server.add("/login", page("not-an-article.html"))
     server.add("/flaky", Response(b"oops", status=500, content_type="text/plain"))
@@ -102,7 +120,7 @@ def serve_mixed_feed(server: LoopbackServer) -> None:
 
 def test_feed_to_stored_articles(tmp_path: Path, server: LoopbackServer) -> None:
     """Each kind of entry ends as stored, duplicate, skipped or retried, as it should."""
-    serve_mixed_feed(server)
+    serve_mixed_feed(server, storage=tmp_path)
     report = poll(tmp_path, source(server))
     assert (report.status, report.entries, report.new) == ("ok", 8, 8)
     assert (report.stored, report.duplicates, report.skipped, report.errors) == (2, 1, 4, 1)
