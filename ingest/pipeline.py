@@ -79,9 +79,8 @@ OnStored = Callable[[Article], None]
 class Context:
     """What every pipeline call needs, built once by the caller and passed down.
 
-    ``extract_pool``: worker processes for extraction (`ingest.workers`), the CPU-heavy
-    stage, so that
-    every core works; None extracts in a thread of this process.
+    ``extract_pool``: worker processes for extraction (`ingest.workers`), the
+    CPU-heavy stage, so that every core works; None extracts in a thread of this process.
     ``page_slots``: how many pages may be between fetched and extracted at once: when
     fetching outruns extraction, fetched bodies would otherwise pile up in memory.
     ``store_slots``: how many extracted articles may wait for the store, likewise.
