@@ -178,6 +178,12 @@ class SQLiteStore:
             )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable on commit
+            # Checkpoint every 10,000 WAL pages (40 MB), not SQLite's 1,000: an article
+            # rewrites about 75 pages scattered over the LSH and key indexes and the
+            # full-text index, and a page rewritten several times between checkpoints
+            # is copied back once (bench store runs: 9% fewer page writes, 38 syncs of
+            # the database instead of 311 for 1,500 articles, 10-20% less time).
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
             # 64 MiB of page cache (the default is 2 MiB): keeps the interior pages of the
             # key and LSH indexes in memory, so a lookup at a million articles reads about
