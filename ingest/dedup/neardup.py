@@ -234,13 +234,31 @@ def buckets(sig: tuple[int, ...]) -> tuple[int, ...]:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Sketch:
-    """What near-duplicate detection needs of one text."""
+    """What near-duplicate detection needs of one text.
 
-    shingles: frozenset[int]
+    The shingles are kept as the sorted array they are computed as: a sketch travels
+    from the extraction process to the store's, and a set of a thousand Python ints
+    cost more to build, pickle and unpickle (in the busy main process) than the array
+    (bench/e2e.py's cold ingest). ``shingles`` gives them as a set when needed.
+    """
+
+    array: npt.NDArray[np.uint64]  # the distinct shingle hashes, sorted
     buckets: tuple[int, ...]  # empty when the text is too short to compare
     packed: bytes = b""  # the shingles as the store keeps them (``_pack``), to verify candidates
+
+    @property
+    def shingles(self) -> frozenset[int]:
+        return frozenset(self.array.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sketch):
+            return NotImplemented
+        same = (self.buckets, self.packed) == (other.buckets, other.packed)
+        return same and np.array_equal(self.array, other.array)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable array inside: no hash
 
     @property
     def comparable(self) -> bool:
@@ -260,10 +278,9 @@ def fingerprint_and_sketch(text: str) -> tuple[str, Sketch]:
 
 def _sketch(read: _Words) -> Sketch:
     array = _shingle_array(read)
-    hashes = frozenset(array.tolist())
-    if len(hashes) < MIN_SHINGLES:
-        return Sketch(hashes, ())
-    return Sketch(hashes, buckets(_signature(array)), _pack(array))
+    if len(array) < MIN_SHINGLES:
+        return Sketch(array, ())
+    return Sketch(array, buckets(_signature(array)), _pack(array))
 
 
 def _pack(array: npt.NDArray[np.uint64]) -> bytes:
