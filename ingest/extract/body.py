@@ -23,6 +23,7 @@ from ingest.errors import ExtractError
 from ingest.extract.blocks import Blocks
 from ingest.extract.clean import (
     decompose_all,
+    marked_blocks,
     protected_blocks,
     remove_boilerplate,
     remove_hidden,
@@ -112,14 +113,15 @@ def find_content(
         )
     remove_junk(body)
     blocks = Blocks(body)
-    remove_hidden(blocks, body)
+    marked = marked_blocks(blocks, body)
+    remove_hidden(blocks, marked)
     if rules is not None and rules.content_selector:
         chosen = blocks.numbers(_select(body, rules.content_selector, url))
         if chosen:
             remove_boilerplate(blocks, chosen[0], protected=set())
             blocks.apply(chosen[0])
             return blocks.nodes[chosen[0]]
-    remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
+    remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, marked))
     remove_teasers(blocks, url=url)
     root = _best_container(blocks, url)
     _prune(blocks, root, title)
