@@ -72,8 +72,12 @@ _HIDDEN = (
 # holds half the words of a short review page.
 _DIALOGS = "[role='dialog'], [role='alertdialog'], [role='alert'], [aria-modal='true']"
 # The three are found with one query (each query walks the whole page, and the matches
-# are few), then told apart in Python by the same tests; see ``marked_blocks``.
-_MARKED = f"{_DIALOGS}, {_HIDDEN}, {_MARKERS}"
+# are few), then told apart in Python by the same tests; see ``marked_blocks``. The
+# seven role values are one test, "[role]": few elements have a role at all.
+_MARKED = (
+    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], "
+    "[style*='display:none' i], [style*='display: none' i], " + _MARKERS
+)
 _DIALOG_ROLES = frozenset({"dialog", "alertdialog", "alert"})
 _LANDMARK_ROLES = frozenset({"navigation", "complementary", "contentinfo", "banner"})
 
