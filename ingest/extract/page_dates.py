@@ -409,11 +409,12 @@ def _label_before(node: LexborNode) -> str | None:
 
 def _visible_text(node: LexborNode) -> str:
     """The node's text without script and style contents."""
+    # (Each ``parent`` asked of a node builds a new node object: ask once.)
     return " ".join(
         text
         for child in node.traverse(include_text=True, skip_empty=True)
         if child.tag == "-text"
-        and (child.parent is None or child.parent.tag not in _INVISIBLE)
+        and ((parent := child.parent) is None or parent.tag not in _INVISIBLE)
         and (text := child.text(deep=False))
     )
 
