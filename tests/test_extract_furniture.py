@@ -5,9 +5,11 @@ mis-nested wrappers, and text written without spaces."""
 from __future__ import annotations
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser
 
 from ingest.errors import ExtractError
-from ingest.extract import extract
+from ingest.extract import clean, extract
+from ingest.extract.blocks import Blocks
 from ingest.extract.furniture import is_furniture
 from tests.test_extract import PARAGRAPH, article, page
 
@@ -141,3 +143,42 @@ def test_a_few_japanese_characters_are_not_an_article() -> None:
     """The minimum length still holds for unspaced text."""
     with pytest.raises(ExtractError):
         extract(page("<p>先日、逮捕。</p>", lang="ja"), url=URL)
+
+
+def test_marked_blocks_are_what_the_selectors_find() -> None:
+    """One query told apart in Python finds the dialogs, hidden blocks and markers that
+    the three selectors find, markers listed once per selector they match."""
+    variants = [
+        '<div role="dialog">',
+        '<div role="alertdialog">',
+        '<div role="alert">',
+        '<div role="Dialog">',
+        '<div role="button">',
+        '<div aria-modal="true">',
+        '<div aria-modal="TRUE">',
+        "<div hidden>",
+        '<div aria-hidden="true">',
+        '<div aria-hidden="false">',
+        '<div role="navigation">',
+        '<div role="complementary">',
+        '<div role="contentinfo">',
+        '<div role="banner">',
+        '<div style="color:red; DISPLAY:NONE">',
+        '<div style="display: None">',
+        '<div style="display:block">',
+        '<h1 itemprop="articleBody">',
+        '<article itemprop="articleBody">',
+        '<div itemprop="articlebody">',
+        "<article>",
+        "<h1>",
+    ]
+    body = "".join(f"{start}x</{start[1:].split()[0].rstrip('>')}>" for start in variants)
+    tree = LexborHTMLParser(page(f"<div role='dialog' hidden>{body}</div>"))
+    root = tree.body
+    assert root is not None
+    blocks = Blocks(root)
+    marked = clean.marked_blocks(blocks, root)
+    assert marked.dialogs == list(dict.fromkeys(blocks.numbers(root.css(clean._DIALOGS))))
+    assert marked.hidden == list(dict.fromkeys(blocks.numbers(root.css(clean._HIDDEN))))
+    assert marked.markers == blocks.numbers(root.css(clean._MARKERS))
+    assert len(marked.markers) == 6

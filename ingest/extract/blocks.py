@@ -41,6 +41,7 @@ class Blocks:
     __slots__ = (
         "_cuts",
         "_dead",
+        "_texts",
         "ends",
         "index",
         "linked",
@@ -63,6 +64,7 @@ class Blocks:
         self.index: dict[int, int] = {}  # mem_id -> element number
         self.linked: list[bool] = []  # the element is a link or inside one
         self._cuts: list[LexborNode] = []  # nodes removed with their following siblings
+        self._texts: dict[int, str] = {}  # element number -> its text, once read
         self._read(root)
         count = len(self.tags)
         self.removed = [False] * count
@@ -123,6 +125,17 @@ class Blocks:
             words[parent] += words[i]
             links[parent] += links[i]
         return ends, words, links
+
+    def text(self, i: int) -> str:
+        """The text of element ``i``, removals not applied (read once from the tree).
+
+        Pruning reads the text of short blocks twice (for a recirculation heading, then
+        for furniture), and each read crosses into Lexbor and decodes the text anew.
+        """
+        text = self._texts.get(i)
+        if text is None:
+            text = self._texts[i] = self.nodes[i].text()
+        return text
 
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""

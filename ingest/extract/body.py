@@ -23,6 +23,7 @@ from ingest.errors import ExtractError
 from ingest.extract.blocks import Blocks
 from ingest.extract.clean import (
     decompose_all,
+    marked_blocks,
     protected_blocks,
     remove_boilerplate,
     remove_hidden,
@@ -112,14 +113,15 @@ def find_content(
         )
     remove_junk(body)
     blocks = Blocks(body)
-    remove_hidden(blocks, body)
+    marked = marked_blocks(blocks, body)
+    remove_hidden(blocks, marked)
     if rules is not None and rules.content_selector:
         chosen = blocks.numbers(_select(body, rules.content_selector, url))
         if chosen:
             remove_boilerplate(blocks, chosen[0], protected=set())
             blocks.apply(chosen[0])
             return blocks.nodes[chosen[0]]
-    remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, body))
+    remove_boilerplate(blocks, 0, protected=protected_blocks(blocks, marked))
     remove_teasers(blocks, url=url)
     root = _best_container(blocks, url)
     _prune(blocks, root, title)
@@ -209,11 +211,11 @@ def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
     of an article cannot take the rest of the article with it.
     """
     dead = blocks.dead()
-    tags, nodes = blocks.tags, blocks.nodes
+    tags = blocks.tags
     for i in range(root + 1, blocks.ends[root]):
         if dead[i] or tags[i] not in _TAIL_TAGS or not 0 < words[i] <= _TAIL_HEADING_MAX_WORDS:
             continue
-        text = nodes[i].text()
+        text = blocks.text(i)
         if len(text) > _TAIL_HEADING_MAX_CHARS or not is_related_heading(text):
             continue
         siblings = blocks.following_siblings(i)
@@ -249,7 +251,7 @@ def _prune(blocks: Blocks, root: int, title: str | None) -> None:
         words, links = blocks.sums()
     title_key = _key(title) if title else None
     dead = blocks.dead()
-    tags, nodes = blocks.tags, blocks.nodes
+    tags = blocks.tags
     for i in range(root + 1, blocks.ends[root]):
         tag = tags[i]
         if dead[i] or tag not in _PRUNE_TAGS:
@@ -258,9 +260,9 @@ def _prune(blocks: Blocks, root: int, title: str | None) -> None:
         if tag == "h1":
             # The headline is metadata, not body; an h1 that is not the headline but is
             # short is a section label of the page template.
-            if title_key is None or count < 25 or _key(nodes[i].text()) == title_key:
+            if title_key is None or count < 25 or _key(blocks.text(i)) == title_key:
                 blocks.remove(i)
-        elif (_worth_reading(blocks, i, root) and is_furniture(nodes[i].text(), count)) or (
+        elif (_worth_reading(blocks, i, root) and is_furniture(blocks.text(i), count)) or (
             tag in _LINK_LIST_TAGS
             and 0 < count < _LINK_LIST_MAX_WORDS
             and links[i] > _BLOCK_LINK_DENSITY * count

@@ -9,6 +9,7 @@ the content is chosen; sizes come from the index, so no text is read twice.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from selectolax.lexbor import LexborNode
@@ -18,6 +19,7 @@ from ingest.extract.blocks import Blocks, count_words
 # The protected walk goes at most this many levels up from each marker.
 _MAX_MARKER_LEVELS = 96
 _MARKERS = "h1, [itemprop='articleBody'], article"
+_MAX_MARKERS = 8
 
 # Never content, removed with everything inside them. <form> is handled apart: some CMSes
 # (ASP.NET WebForms) wrap the whole page in one. Photo captions (figcaption) go too: both
@@ -69,6 +71,15 @@ _HIDDEN = (
 # Modals (cookie settings, sign-up prompts) go whatever their size: one cookie dialog
 # holds half the words of a short review page.
 _DIALOGS = "[role='dialog'], [role='alertdialog'], [role='alert'], [aria-modal='true']"
+# The three are found with one query (each query walks the whole page, and the matches
+# are few), then told apart in Python by the same tests; see ``marked_blocks``. The
+# seven role values are one test, "[role]": few elements have a role at all.
+_MARKED = (
+    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], "
+    "[style*='display:none' i], [style*='display: none' i], " + _MARKERS
+)
+_DIALOG_ROLES = frozenset({"dialog", "alertdialog", "alert"})
+_LANDMARK_ROLES = frozenset({"navigation", "complementary", "contentinfo", "banner"})
 
 # Words in class/id values that mark boilerplate blocks. A value is split into words at
 # separators and camelCase humps ("shareButtons" -> share, buttons) and a block goes if any
@@ -288,25 +299,66 @@ def remove_junk(body: LexborNode) -> None:
             form.decompose()
 
 
-def remove_hidden(blocks: Blocks, body: LexborNode) -> None:
+@dataclass(frozen=True, slots=True)
+class Marked:
+    """Elements that their markup marks: as dialogs (``_DIALOGS``), as hidden or page
+    landmarks (``_HIDDEN``), and as the article (``_MARKERS``; an element that matches
+    two of those selectors is listed twice, as the query returned it)."""
+
+    dialogs: list[int]
+    hidden: list[int]
+    markers: list[int]
+
+
+def marked_blocks(blocks: Blocks, body: LexborNode) -> Marked:
+    """The dialogs, hidden blocks and article markers of the page, in document order."""
+    marked = Marked([], [], [])
+    index, previous = blocks.index, -1
+    for node in body.css(_MARKED):
+        i = index.get(node.mem_id, -1)
+        # The query returns an element once per selector it matches, one after the other.
+        if i < 0 or i == previous:
+            continue
+        previous = i
+        attrs = node.attributes
+        if attrs.get("role") in _DIALOG_ROLES or attrs.get("aria-modal") == "true":
+            marked.dialogs.append(i)
+        if _is_hidden(attrs):
+            marked.hidden.append(i)
+        tag = blocks.tags[i]
+        count = (tag == "h1" or tag == "article") + (attrs.get("itemprop") == "articleBody")
+        marked.markers.extend([i] * count)
+    return marked
+
+
+def _is_hidden(attrs: dict[str, str | None]) -> bool:
+    """Does the element match ``_HIDDEN``?"""
+    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
+        return True
+    if attrs.get("role") in _LANDMARK_ROLES:
+        return True
+    style = (attrs.get("style") or "").lower()
+    return "display:none" in style or "display: none" in style
+
+
+def remove_hidden(blocks: Blocks, marked: Marked) -> None:
     """Remove rare never-content elements, dialogs, and hidden and landmark-marked blocks
     (``_HIDDEN``) unless they hold the page."""
     if not _RARE_JUNK.isdisjoint(blocks.tags):  # (in C: most pages have none)
         for i, tag in enumerate(blocks.tags):
             if tag in _RARE_JUNK:
                 blocks.remove(i)
-    for i in blocks.numbers(body.css(_DIALOGS)):
+    for i in marked.dialogs:
         blocks.remove(i)
-    hidden = blocks.numbers(body.css(_HIDDEN))
-    if hidden:
+    if marked.hidden:
         words, _ = blocks.sums()
         limit = _HIDDEN_MAX_SHARE * words[0]
-        for i in hidden:
+        for i in marked.hidden:
             if words[i] <= limit:
                 blocks.remove(i)
 
 
-def protected_blocks(blocks: Blocks, body: LexborNode) -> set[int]:
+def protected_blocks(blocks: Blocks, marked: Marked) -> set[int]:
     """Elements never removed as boilerplate: the article markers and their ancestors.
 
     A page wrapper with class "has-sidebar" or "post author-12" must not take the article
@@ -314,8 +366,8 @@ def protected_blocks(blocks: Blocks, body: LexborNode) -> set[int]:
     """
     keep: set[int] = {0}
     dead = blocks.dead()
-    markers = [i for i in blocks.numbers(body.css(_MARKERS)) if not dead[i]]
-    for marker in markers[:8]:
+    markers = [i for i in marked.markers if not dead[i]]
+    for marker in markers[:_MAX_MARKERS]:
         keep.update(blocks.ancestors(marker)[:_MAX_MARKER_LEVELS])
     return keep
 

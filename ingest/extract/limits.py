@@ -21,11 +21,14 @@ from operator import sub
 MAX_DEPTH = 512
 _SCREEN_BLOCKS = 1200
 _SCREEN_TAGS = 6000
+# Matched against the lower-cased page: an IGNORECASE pattern costs a third more time.
 _BLOCK_TAG = re.compile(
     rb"<(/?)(?:div|section|article|aside|header|footer|nav|ul|ol|dl|blockquote|figure|main|"
-    rb"table|form|fieldset|center|details|menu|pre|address|hgroup|dialog|listing|dir)\b",
-    re.IGNORECASE,
+    rb"table|form|fieldset|center|details|menu|pre|address|hgroup|dialog|listing|dir)\b"
 )
+# "<div" and "<DIV" in one pass: two bytes.count() calls scan the page twice, and cost
+# more than the pattern (whose literal "<" is found with a fast search).
+_DIV = re.compile(rb"<(?:div|DIV)")
 _TAG = re.compile(rb"<(/?)([a-zA-Z][a-zA-Z0-9:-]*)[^>]*?(/?)>")
 # Elements that never nest: void elements, and elements the parser closes implicitly
 # when a sibling starts (so "<p><p><p>" is three siblings, not depth three).
@@ -98,7 +101,7 @@ def _may_be_deep(html: bytes) -> bool:
     # benchmark pages skip the two (slower) substring counts this way.
     if tags < _SCREEN_BLOCKS:
         return False
-    return html.count(b"<div") + html.count(b"<DIV") >= _SCREEN_BLOCKS
+    return len(_DIV.findall(html)) >= _SCREEN_BLOCKS
 
 
 def _max_block_depth(html: bytes) -> int:
@@ -107,7 +110,7 @@ def _max_block_depth(html: bytes) -> int:
     Depth is the running sum of +1/-1 per block tag; stray end tags make the sum dip, so
     the depth at a point is the running sum minus the lowest sum seen before it.
     """
-    deltas: list[int] = [-1 if closing else 1 for closing in _BLOCK_TAG.findall(html)]
+    deltas: list[int] = [-1 if closing else 1 for closing in _BLOCK_TAG.findall(html.lower())]
     sums = list(accumulate(deltas, initial=0))
     depths: list[int] = list(map(sub, sums, accumulate(sums, min)))
     return max(depths)

@@ -136,10 +136,19 @@ class _Seen:
 
 
 def find_dates(
-    tree: LexborHTMLParser, declared: Declared, *, title: str | None, url: str | None
+    tree: LexborHTMLParser,
+    declared: Declared,
+    *,
+    title: str | None,
+    url: str | None,
+    h1: list[LexborNode],
 ) -> PageDates:
-    """The published and modified times of the page, from the sources in order."""
-    page = _Page(tree, title)
+    """The published and modified times of the page, from the sources in order.
+
+    ``h1`` holds the page's <h1> elements in document order (the metadata query finds
+    them along with the <meta> tags, saving a walk over the page).
+    """
+    page = _Page(tree, title, h1)
     declared_modified = _first(parse_date(v) for v in declared.modified)
     modified = (
         declared_modified
@@ -188,13 +197,14 @@ def _declared_published(
 class _Page:
     """The page's visible date sources, each read once and only when asked for."""
 
-    def __init__(self, tree: LexborHTMLParser, title: str | None) -> None:
+    def __init__(self, tree: LexborHTMLParser, title: str | None, h1: list[LexborNode]) -> None:
         self._tree = tree
         self._title = title
+        self._h1 = h1
 
     @cached_property
     def byline(self) -> list[_Seen]:
-        return _byline(self._tree, self._title)
+        return _byline(self._tree, self._title, self._h1)
 
     @cached_property
     def named(self) -> list[_Seen]:
@@ -243,7 +253,7 @@ def _pick(seen: Iterable[_Seen], kind: str, *, unlabelled: bool = True) -> datet
     return fallback if kind == "published" and unlabelled else None
 
 
-def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
+def _byline(tree: LexborHTMLParser, title: str | None, h1: list[LexborNode]) -> list[_Seen]:
     """Dates printed around the headline.
 
     Pages nearly always print their date in the header block around the headline
@@ -252,7 +262,7 @@ def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
     the headline sits straight in a large container, the text just before and after
     it is read instead.
     """
-    headline = _headline(tree, title)
+    headline = _headline(tree, title, h1)
     if headline is None:
         return []
     node = headline.parent
@@ -269,14 +279,16 @@ def _byline(tree: LexborHTMLParser, title: str | None) -> list[_Seen]:
     return [*seen, *_time_dates(times), *_text_dates(around)]
 
 
-def _headline(tree: LexborHTMLParser, title: str | None) -> LexborNode | None:
+def _headline(tree: LexborHTMLParser, title: str | None, h1: list[LexborNode]) -> LexborNode | None:
     """The page's headline: the <h1> that reads as the title, else the first <h1>;
     on pages without an <h1>, the first lower heading that reads as the title."""
     body = tree.body
     if body is None:
         return None
-    h1 = [h for h in body.css("h1")[:_HEADINGS] if h.text().strip()]
-    return _titled(h1, title) or (h1[0] if h1 else _titled(body.css("h2, h3")[:_HEADINGS], title))
+    shown = [h for h in h1[:_HEADINGS] if h.text().strip()]
+    if shown:
+        return _titled(shown, title) or shown[0]
+    return _titled(body.css("h2, h3")[:_HEADINGS], title)
 
 
 def _titled(headings: Iterable[LexborNode], title: str | None) -> LexborNode | None:
@@ -397,11 +409,12 @@ def _label_before(node: LexborNode) -> str | None:
 
 def _visible_text(node: LexborNode) -> str:
     """The node's text without script and style contents."""
+    # (Each ``parent`` asked of a node builds a new node object: ask once.)
     return " ".join(
         text
         for child in node.traverse(include_text=True, skip_empty=True)
         if child.tag == "-text"
-        and (child.parent is None or child.parent.tag not in _INVISIBLE)
+        and ((parent := child.parent) is None or parent.tag not in _INVISIBLE)
         and (text := child.text(deep=False))
     )
 
