@@ -151,8 +151,12 @@ class WorkerPool:
         try:
             while True:
                 (size,) = _HEADER.unpack(await worker.reader.readexactly(_HEADER.size))
-                ok, value = pickle.loads(await worker.reader.readexactly(size))
+                payload = await worker.reader.readexactly(size)
                 job = worker.jobs.popleft()
+                try:
+                    ok, value = pickle.loads(payload)
+                except Exception as exc:  # e.g. an exception whose __init__ wants other args
+                    ok, value = False, RuntimeError(f"unreadable outcome of a job: {exc!r}")
                 if job.done.done():  # its caller was cancelled
                     continue
                 if ok:

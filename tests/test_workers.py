@@ -37,6 +37,16 @@ def unpicklable() -> object:
     return lambda: None
 
 
+class _NeedsKeywordError(Exception):
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def refuse_oddly() -> None:
+    raise _NeedsKeywordError("odd", code=7)  # pickles, but cannot be rebuilt from its args
+
+
 def with_pool(size: int, fn: Callable[[WorkerPool], Awaitable[T]]) -> T:
     async def run() -> T:
         pool = WorkerPool(size)
@@ -108,6 +118,17 @@ def test_an_unpicklable_result_is_an_error_not_a_hang() -> None:
         with pytest.raises(RuntimeError, match="unpicklable"):
             await pool.run(unpicklable)
         assert await pool.run(square, 2) == 4
+
+    with_pool(1, run)
+
+
+def test_an_exception_that_cannot_be_rebuilt_is_an_error_not_a_hang() -> None:
+    """An exception that pickles but cannot be unpickled fails its job; the pool goes on."""
+
+    async def run(pool: WorkerPool) -> None:
+        with pytest.raises(RuntimeError, match="unreadable outcome"):
+            await asyncio.wait_for(pool.run(refuse_oddly), 30)  # a hang fails, not blocks
+        assert await pool.run(square, 5) == 25
 
     with_pool(1, run)
 
