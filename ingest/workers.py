@@ -164,8 +164,9 @@ class WorkerPool:
                 else:
                     job.done.set_exception(value)
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        await self._bury(worker)
+            pass  # the worker is gone
+        finally:  # whatever ended the listening, no job may wait for it for ever
+            await self._bury(worker)
 
     async def _bury(self, worker: _Worker) -> None:
         if worker not in self._workers:  # the pool is closing: aclose stops it
