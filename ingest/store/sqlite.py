@@ -16,6 +16,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -52,6 +53,7 @@ NEAR_DUPLICATE_MODES = ("link", "skip")
 # most of the 32 bands; this only bounds the work when a text matches many articles
 # (a boilerplate-only page), where the first few are as good a cluster as any.
 MAX_CANDIDATES = 8
+_OPEN_WAIT = 30.0  # seconds another opener of the catalog may hold it (the busy timeout)
 T = TypeVar("T")
 
 # Each migration runs once, in order, in its own transaction; the applied ones are
@@ -176,7 +178,7 @@ class SQLiteStore:
             conn = sqlite3.connect(
                 root / CATALOG, isolation_level=None, check_same_thread=False, timeout=30
             )
-            conn.execute("PRAGMA journal_mode = WAL")
+            _wal_mode(conn)
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable on commit
             # Checkpoint every 10,000 WAL pages (40 MB), not SQLite's 1,000: an article
             # rewrites about 75 pages scattered over the LSH and key indexes and the
@@ -244,7 +246,12 @@ class SQLiteStore:
         for version, (name, sql) in enumerate(MIGRATIONS, start=1):
             if version in applied:
                 continue
+            # Checked again inside the write transaction: another process (or store)
+            # opening the same new catalog at the same moment may have applied it.
             with self._transaction() as conn:
+                done = "SELECT 1 FROM schema_migrations WHERE version = ?"
+                if conn.execute(done, (version,)).fetchone():
+                    continue
                 for statement in _statements(sql):
                     conn.execute(statement)
                 conn.execute(
@@ -908,6 +915,26 @@ class _StateCommits:
         """Wait for the commits under way (the store is closing)."""
         if self._committer is not None:
             await asyncio.shield(self._committer)
+
+
+def _wal_mode(conn: sqlite3.Connection) -> None:
+    """Switch the catalog to WAL, waiting for other openers.
+
+    Switching a new catalog's journal mode needs it to itself, and SQLite answers
+    "database is locked" at once, without the busy timeout, while another connection
+    holds it (two ``ingest poll`` processes started together on a new store did).
+    """
+    deadline = time.monotonic() + _OPEN_WAIT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _statements(script: str) -> list[str]:
