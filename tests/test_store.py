@@ -442,3 +442,26 @@ def _open_together(root: Path, *, openers: int) -> list[BaseException]:
     for thread in threads:
         thread.join()
     return errors
+
+
+def test_a_second_opener_leaves_a_write_in_progress_alone(tmp_path: Path) -> None:
+    """While another store has the catalog open, opening it undoes none of its pending
+    writes; once no one has it open, the next opener does (a crash's leftovers)."""
+    first = SQLiteStore.open(tmp_path)
+    article = make_article()
+    rel = files.relative_path(article)
+    # The first store's write between its pending row and its catalog commit:
+    conn = sqlite3.connect(tmp_path / CATALOG)
+    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
+    conn.commit()
+    conn.close()
+    files.write_article(tmp_path, article)
+
+    second = SQLiteStore.open(tmp_path)
+    assert (tmp_path / rel).exists()
+    run(second.close())
+    run(first.close())  # as if it had died before its commit
+
+    third = SQLiteStore.open(tmp_path)
+    assert not (tmp_path / rel).exists()
+    run(third.close())

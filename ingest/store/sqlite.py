@@ -13,7 +13,9 @@ the fingerprint, the path and every entry key make a double insert impossible.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -48,6 +50,7 @@ from ingest.models import (
 from ingest.store import files
 
 CATALOG = "catalog.sqlite3"
+LOCK_FILE = ".lock"
 NEAR_DUPLICATE_MODES = ("link", "skip")
 # Candidates verified per lookup, most shared LSH buckets first. A true copy shares
 # most of the 32 bands; this only bounds the work when a text matches many articles
@@ -169,6 +172,7 @@ class SQLiteStore:
         self._claimed = threading.Condition()
         self._now = now
         self._states = _StateCommits(self._save_states)
+        self._lock_fd: int | None = None  # .lock, held shared while open (`_hold_lock`)
 
     @classmethod
     def open(cls, root: Path, *, now: Callable[[], datetime] | None = None) -> SQLiteStore:
@@ -203,8 +207,32 @@ class SQLiteStore:
             raise StoreError(f"store: cannot open catalog in {root}: {exc}") from exc
         store = cls(root, conn, now=now or (lambda: datetime.now(UTC)))
         store._migrate()
-        store._recover()
+        store._hold_lock()
         return store
+
+    def _hold_lock(self) -> None:
+        """Hold ``.lock`` shared while the store is open; the opener that finds no other
+        one holding it takes it alone first, and only then undoes crashed writes.
+
+        Undoing a write that has its pending row but no catalog row is right after a
+        crash, and wrong while another process is between the two: it would delete a
+        document that process is about to record (two ``ingest poll`` processes on one
+        store, started one after the other).
+        """
+        try:
+            fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"store: cannot open {self.root / LOCK_FILE}: {exc}") from exc
+        self._lock_fd = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # another process has the store open: not ours to undo
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return
+        try:
+            self._recover()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_SH)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -857,6 +885,9 @@ class SQLiteStore:
         await self._states.drain()
         with self._lock:
             self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the shared lock
+            self._lock_fd = None
 
 
 @dataclass(slots=True)
