@@ -190,17 +190,24 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteStore.open(tmp_path)
 
 
+def _write_pending(root: Path, article: Article) -> str:
+    """A write of ``article`` after its pending row and document, before its catalog
+    commit; returns the document's path."""
+    rel = files.relative_path(article)
+    conn = sqlite3.connect(root / CATALOG)
+    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
+    conn.commit()
+    conn.close()
+    files.write_article(root, article)
+    return rel
+
+
 def test_crash_between_file_and_catalog_is_undone(tmp_path: Path) -> None:
     """A document written but never committed (a crash) is removed on the next open."""
     store = SQLiteStore.open(tmp_path)
     article = make_article()
-    rel = files.relative_path(article)
     # What a process killed between steps 2 and 3 of the write leaves behind:
-    conn = sqlite3.connect(tmp_path / CATALOG)
-    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
-    conn.commit()
-    conn.close()
-    files.write_article(tmp_path, article)
+    rel = _write_pending(tmp_path, article)
     (tmp_path / rel).with_name(".tmp-half.json").write_bytes(b'{"id": "id1", "te')
     run(store.close())
 
@@ -448,14 +455,8 @@ def test_a_second_opener_leaves_a_write_in_progress_alone(tmp_path: Path) -> Non
     """While another store has the catalog open, opening it undoes none of its pending
     writes; once no one has it open, the next opener does (a crash's leftovers)."""
     first = SQLiteStore.open(tmp_path)
-    article = make_article()
-    rel = files.relative_path(article)
     # The first store's write between its pending row and its catalog commit:
-    conn = sqlite3.connect(tmp_path / CATALOG)
-    conn.execute("INSERT INTO pending_files VALUES (?, 'x')", (rel,))
-    conn.commit()
-    conn.close()
-    files.write_article(tmp_path, article)
+    rel = _write_pending(tmp_path, make_article())
 
     second = SQLiteStore.open(tmp_path)
     assert (tmp_path / rel).exists()
