@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -149,6 +150,22 @@ def test_invalid_rule_selector_is_an_extract_error() -> None:
     """A broken selector in the rules is reported as ExtractError, not a library error."""
     with pytest.raises(ExtractError, match="invalid selector"):
         extract(page(article()), rules=ExtractRules(content_selector="div[["))
+
+
+def test_extract_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """Extraction pauses the cyclic collector, then restores its state, error or not."""
+    assert gc.isenabled()
+    extract(page(article()))
+    assert gc.isenabled()
+    with pytest.raises(ExtractError):
+        extract(page("<p>Too short.</p>"))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        extract(page(article()))
+        assert not gc.isenabled()  # a caller's choice to keep it off stands
+    finally:
+        gc.enable()
 
 
 def test_metadata_from_meta_tags() -> None:
