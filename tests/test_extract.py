@@ -16,6 +16,7 @@ from ingest.errors import ExtractError
 from ingest.extract import extract, page_dates
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html
+from ingest.extract.limits import MAX_DEPTH, flatten_deep_nesting
 from ingest.models import Extraction, ExtractRules
 from ingest.pipeline import build_article
 from tests.conftest import SEED
@@ -559,6 +560,16 @@ def test_pathological_nesting_finishes(open_tag: str, close_tag: str) -> None:
     raw = f"<p>{PARAGRAPH}</p>" + open_tag * depth + f"<p>{PARAGRAPH}</p>" + close_tag * depth
     with contextlib.suppress(ExtractError):
         extract(raw)
+
+
+@pytest.mark.parametrize("level", ["<span><p>x</p>", "<b><p>x</p>", "<x-card><p>x</p>"])
+def test_deep_inline_levels_are_flattened_before_parsing(level: str) -> None:
+    """Nested inline or custom elements are capped like blocks (the parser's scope walks
+    make every level cost time proportional to the depth)."""
+    raw = ("<html><body>" + level * 20_000 + "</body></html>").encode()
+    opening = level[: level.index(">") + 1].encode()
+    assert flatten_deep_nesting(raw).count(opening) == MAX_DEPTH
+    assert raw.count(opening) == 20_000
 
 
 RUSSIAN = "Президент поручил создать службу по делам иностранных граждан в министерстве."

@@ -2,9 +2,12 @@
 
 At every start tag of a block element (div, section, p, ul, ...) the HTML tree builder
 asks "is there a <p> in button scope?", walking the stack of open elements, so n nested
-block elements cost O(n²): 20,000 nested <div>s take Lexbor seconds, 50,000 most of a
-minute. Browsers bound this the same way we do: Blink stops nesting at 512 levels.
-Before parsing, tags nested deeper than ``MAX_DEPTH`` are dropped (their text stays).
+elements cost O(n²): 20,000 nested <div>s take Lexbor seconds, 50,000 most of a minute.
+The stack holds every open element, so 40,000 levels of ``<span><p>x</p>`` (or of <b>,
+or of a custom element) cost about 5 s as well. Browsers bound this the same way we do:
+Blink stops nesting at 512 levels. Before parsing, tags nested deeper than
+``MAX_DEPTH`` are dropped (their text stays); depth counts every element that stays
+open, i.e. all but void elements and those the parser closes by itself (``_FLAT``).
 
 Measuring depth exactly costs a regex pass, so pages are first screened with C-level
 substring counts: a page with fewer ``<div`` tags than ``_SCREEN_BLOCKS`` (div is what
@@ -21,11 +24,6 @@ from operator import sub
 MAX_DEPTH = 512
 _SCREEN_BLOCKS = 1200
 _SCREEN_TAGS = 6000
-# Matched against the lower-cased page: an IGNORECASE pattern costs a third more time.
-_BLOCK_TAG = re.compile(
-    rb"<(/?)(?:div|section|article|aside|header|footer|nav|ul|ol|dl|blockquote|figure|main|"
-    rb"table|form|fieldset|center|details|menu|pre|address|hgroup|dialog|listing|dir)\b"
-)
 # "<div" and "<DIV" in one pass: two bytes.count() calls scan the page twice, and cost
 # more than the pattern (whose literal "<" is found with a fast search).
 _DIV = re.compile(rb"<(?:div|DIV)")
@@ -72,10 +70,21 @@ _FLAT = frozenset(
     }
 )
 
+# A start or end tag of an element that nests, matched against the lower-cased page (an
+# IGNORECASE pattern costs a third more time). The lookahead leaves out ``_FLAT``: "<p>"
+# and "<p " are a paragraph, "<param" and "<pre" are not. The name must end at a space,
+# "/" or ">", so "i<n;" and "a<b)" in minified scripts are not tags. A "<path/>" counts
+# as open (in HTML "/>" closes only SVG and MathML elements): that can overstate depth.
+_NESTING_TAG = re.compile(
+    rb"<(/?)(?!(?:"
+    + b"|".join(sorted(_FLAT))
+    + rb")[\s/>])[a-z][a-z0-9:-]*[\s/>]"
+)
+
 
 def flatten_deep_nesting(html: bytes) -> bytes:
     """``html`` with start and end tags nested deeper than MAX_DEPTH removed."""
-    if not _may_be_deep(html) or _max_block_depth(html) <= MAX_DEPTH:
+    if not _may_be_deep(html) or _max_depth(html) <= MAX_DEPTH:
         return html
     depth = 0
     pieces: list[bytes] = []
@@ -104,13 +113,16 @@ def _may_be_deep(html: bytes) -> bool:
     return len(_DIV.findall(html)) >= _SCREEN_BLOCKS
 
 
-def _max_block_depth(html: bytes) -> int:
-    """Maximum nesting of block elements, with C-level loops only.
+def _max_depth(html: bytes) -> int:
+    """Maximum nesting of elements (``_NESTING_TAG``), with C-level loops only.
 
-    Depth is the running sum of +1/-1 per block tag; stray end tags make the sum dip, so
-    the depth at a point is the running sum minus the lowest sum seen before it.
+    Depth is the running sum of +1/-1 per tag; stray end tags make the sum dip, so the
+    depth at a point is the running sum minus the lowest sum seen before it. Unclosed
+    inline tags (``<font>`` soup) count as open, so this may overstate the parser's
+    depth, never understate it; overstating costs only the exact pass of
+    ``flatten_deep_nesting``.
     """
-    deltas: list[int] = [-1 if closing else 1 for closing in _BLOCK_TAG.findall(html.lower())]
+    deltas: list[int] = [-1 if closing else 1 for closing in _NESTING_TAG.findall(html.lower())]
     sums = list(accumulate(deltas, initial=0))
     depths: list[int] = list(map(sub, sums, accumulate(sums, min)))
     return max(depths)
