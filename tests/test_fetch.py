@@ -310,6 +310,90 @@ def test_connection_is_kept_after_304_redirect_and_error(server: LoopbackServer)
     assert len({r.peer for r in server.requests}) == 1
 
 
+class OneAnswerServer:
+    """A raw HTTP server whose connections answer one request each, with keep-alive
+    allowed, and then close on the next request without a word: a server whose idle
+    timeout fires just as the client reuses the connection."""
+
+    def __init__(self, *, close_header: bool = False) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.close_header = close_header
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}{path}"
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self.listener.accept()
+                self.connections += 1
+                threading.Thread(target=self._answer_once, args=(conn,), daemon=True).start()
+
+    def _answer_once(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        with conn, contextlib.suppress(OSError):
+            for answered in (False, True):
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    request += chunk
+                self.requests.append(request.split(b"\r\n", 1)[0])
+                if answered:
+                    return  # the second request on this connection: hang up
+                close = b"Connection: close\r\n" if self.close_header else b""
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + close + b"\r\nok")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.listener.close()
+        self.thread.join(5)
+
+
+def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
+    """A reused connection closed before any answer: the GET goes again on a new one."""
+    server = OneAnswerServer()
+
+    async def go() -> list[bytes]:
+        async with Fetcher(LOOPBACK) as fetcher:
+            return [(await fetcher.get(server.url(f"/{n}"))).body for n in range(3)]
+
+    try:
+        assert run(go()) == [b"ok"] * 3
+    finally:
+        server.close()
+    # /1 and /2 each went first to the connection that had answered the previous one.
+    assert server.requests == [
+        b"GET /0 HTTP/1.1",
+        *[b"GET /1 HTTP/1.1"] * 2,
+        *[b"GET /2 HTTP/1.1"] * 2,
+    ]
+    assert server.connections == 3
+
+
+def test_connection_close_is_honoured() -> None:
+    """A response saying "Connection: close" is not followed by a reuse of its connection."""
+    server = OneAnswerServer(close_header=True)
+
+    async def go() -> list[bytes]:
+        async with Fetcher(LOOPBACK) as fetcher:
+            return [(await fetcher.get(server.url(f"/{n}"))).body for n in range(3)]
+
+    try:
+        assert run(go()) == [b"ok"] * 3
+    finally:
+        server.close()
+    assert server.requests == [b"GET /0 HTTP/1.1", b"GET /1 HTTP/1.1", b"GET /2 HTTP/1.1"]
+    assert server.connections == 3
+
+
 def test_idle_connections_of_the_least_recent_origins_are_closed() -> None:
     """Past max_origins, the idle pool of the origin used longest ago is closed."""
     servers = [LoopbackServer() for _ in range(3)]

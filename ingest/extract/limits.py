@@ -76,9 +76,7 @@ _FLAT = frozenset(
 # "/" or ">", so "i<n;" and "a<b)" in minified scripts are not tags. A "<path/>" counts
 # as open (in HTML "/>" closes only SVG and MathML elements): that can overstate depth.
 _NESTING_TAG = re.compile(
-    rb"<(/?)(?!(?:"
-    + b"|".join(sorted(_FLAT))
-    + rb")[\s/>])[a-z][a-z0-9:-]*[\s/>]"
+    rb"<(/?)(?!(?:" + b"|".join(sorted(_FLAT)) + rb")[\s/>])[a-z][a-z0-9:-]*[\s/>]"
 )
 
 

@@ -141,9 +141,9 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self._settings
-        # Per origin (transport.OriginPools): `_all` and the per-host slots bound the
-        # requests in flight, so a pool needs no bound of its own, and keeps as many idle
-        # connections as a host may have requests in flight (plus its robots.txt).
+        # `_all` and the per-host slots bound the requests in flight, so the transport
+        # needs no bound of its own, and keeps as many idle connections per origin as a
+        # host may have requests in flight (plus its robots.txt).
         limits = httpx.Limits(
             max_connections=None, max_keepalive_connections=s.per_host_concurrency + 1
         )
@@ -407,8 +407,8 @@ async def _read(response: httpx.Response, requested: str, options: _Options) -> 
 
 async def _discard(response: httpx.Response) -> None:
     """Read a body we do not want (a 304's, a redirect's, an error page), so that its
-    connection can serve the next request: httpcore closes a connection whose response
-    was not read to the end. (Before this, every 304 of an idle cycle cost a new
+    connection can serve the next request: the transport closes a connection whose
+    response was not read to the end. (Before this, every 304 of an idle cycle cost a new
     connection.) A body that is large or slow to come is not worth it, and failing to
     read it is not the request's failure: the connection is closed instead.
     """
