@@ -285,11 +285,17 @@ def run_with_site_cpu(site: SiteInfo, fn):  # type: ignore[no-untyped-def]
     return result, after["cpu_s"] - before["cpu_s"], after["requests"] - before["requests"]
 
 
+def fresh(path: Path) -> Path:
+    """``path``, emptied: a --workdir used before must not turn a cold run warm."""
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
 def scenario_cold(site: SiteInfo, work: Path, args: argparse.Namespace) -> list[Row]:
     rows = []
     urls = feed_urls(site, "cold", args.feeds, args.entries)
     for procs in args.procs:
-        storage = work / f"cold-{procs}p"
+        storage = fresh(work / f"cold-{procs}p")
         run, site_cpu, requests = run_with_site_cpu(
             site,
             lambda storage=storage, procs=procs: ingest_poll(
@@ -321,7 +327,7 @@ def scenario_baseline(site: SiteInfo, work: Path, args: argparse.Namespace) -> l
     # Loopback must be allowed, and its 5 s per-domain politeness delay would measure
     # sleeping, not work: 0 makes every draw take one URL from each of the hosts.
     config.write_text("[DEFAULT]\nSSRF_PROTECTION = off\nSLEEP_TIME = 0\n")
-    out = work / "trafilatura-out"
+    out = fresh(work / "trafilatura-out")
     command = [str(BIN / "trafilatura"), "--feed", "-i", str(inputs), "-o", str(out)]
     command += [
         "--json",
@@ -348,7 +354,7 @@ def scenario_baseline(site: SiteInfo, work: Path, args: argparse.Namespace) -> l
 
 def scenario_idle(site: SiteInfo, work: Path, args: argparse.Namespace) -> list[Row]:
     urls = feed_urls(site, "idle", args.idle_sources, 0)
-    storage = work / "idle"
+    storage = fresh(work / "idle")
     rows = []
     for label in ("first poll (200)", "idle cycle (304)"):
         run, site_cpu, requests = run_with_site_cpu(
@@ -365,7 +371,7 @@ def scenario_idle(site: SiteInfo, work: Path, args: argparse.Namespace) -> list[
 def scenario_growth(site: SiteInfo, work: Path, args: argparse.Namespace) -> list[Row]:
     rows = []
     for size in args.growth:
-        storage = work / f"growth-{size}"
+        storage = fresh(work / f"growth-{size}")
         started = time.monotonic()
         fill_catalog(storage, size)
         filled = time.monotonic() - started

@@ -188,9 +188,12 @@ def registrable_domain(host: str) -> str | None:
     host = host.lower().rstrip(".").strip("[]")
     if not host:
         return None
-    with contextlib.suppress(ValueError):
-        ipaddress.ip_address(host)
-        return host
+    # Only an address can end in a digit or hold a colon (top-level domains are
+    # letters): trying every name as an address costs two raised ValueErrors.
+    if host[-1].isdigit() or ":" in host:
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(host)
+            return host
     labels = host.split(".")
     if len(labels) == 1:
         return host
