@@ -321,12 +321,29 @@ def _after(node: LexborNode) -> tuple[str, list[LexborNode]]:
         current = following
         if current.tag in _INVISIBLE or current.tag == "-comment":
             continue
-        text = " ".join(current.text(deep=True, separator=" ").split())
+        text = _squeezed(current.text(deep=True, separator=" "), _AFTER_HEADLINE - size)
         if size + len(text) <= _AFTER_HEADLINE and current.tag != "-text":
             times.extend(current.css("time") if current.tag != "time" else [current])
         parts.append(text[: _AFTER_HEADLINE - size])
         size += len(text)
     return " ".join(parts), times
+
+
+def _squeezed(text: str, room: int) -> str:
+    """The text with its whitespace runs made single spaces, whole if that fits in
+    ``room`` characters, else a longer prefix of it.
+
+    The block after a headline is often the whole article: squeezing all of it to keep
+    a few hundred characters cost more than the rest of the byline search. Squeezing a
+    prefix of the text gives a prefix of the squeezed text, so a prefix is squeezed,
+    four times longer each time, until it runs past ``room``.
+    """
+    end = 2 * room + 64
+    while True:
+        squeezed = " ".join(text[:end].split())
+        if len(squeezed) > room or end >= len(text):
+            return squeezed
+        end *= 4
 
 
 def _text_before(node: LexborNode, limit: int) -> str:
