@@ -223,6 +223,15 @@ class _Page:
     def ascii_lowered(self) -> bytes:
         return self.text.encode("utf-8", "surrogatepass").lower()
 
+    @cached_property
+    def folds_into_notes(self) -> bool:
+        """Whether the text holds a character whose lower case an ASCII search misses.
+
+        Kept: both note searches ask, and each answer reads the whole text again.
+        """
+        text = self.text
+        return any(char in text for char in _FOLDS_INTO_NOTES)
+
     def may_hold(self, phrases: tuple[str, ...]) -> bool:
         """Could the lower-cased text hold one of ``phrases``? Decided without it.
 
@@ -231,8 +240,7 @@ class _Page:
         times cheaper, and finds every phrase the lower-cased text holds unless the text
         has a character of ``_FOLDS_INTO_NOTES``.
         """
-        text = self.text
-        return any(char in text for char in _FOLDS_INTO_NOTES) or any(
+        return self.folds_into_notes or any(
             phrase.encode() in self.ascii_lowered for phrase in phrases
         )
 
