@@ -412,15 +412,29 @@ def _ld_authors(value: Any) -> tuple[list[str], list[str]]:
 
 
 def _byline_authors(tree: LexborHTMLParser) -> Iterator[str]:
+    """The name in the first of the page's first dozen byline elements that holds one.
+
+    The first one usually does, and ``css_first`` stops its walk over the page there:
+    the whole list is asked for only when the first one fails.
+    """
     body = tree.body
-    if body is None:
+    first = body.css_first(_BYLINE_SELECTOR) if body is not None else None
+    if body is None or first is None:
         return
-    for node in body.css(_BYLINE_SELECTOR)[:12]:
-        inner = node.css_first('[itemprop="name"]')
-        text = _clean((inner or node).text(separator=" "))
-        if text and len(text) <= _MAX_AUTHOR_LEN and not _DIGITS.search(text):
-            yield text
-            return
+    name = _byline_name(first)
+    if name is None:
+        names = (_byline_name(node) for node in body.css(_BYLINE_SELECTOR)[1:12])
+        name = next((n for n in names if n is not None), None)
+    if name is not None:
+        yield name
+
+
+def _byline_name(node: LexborNode) -> str | None:
+    inner = node.css_first('[itemprop="name"]')
+    text = _clean((inner or node).text(separator=" "))
+    if text and len(text) <= _MAX_AUTHOR_LEN and not _DIGITS.search(text):
+        return text
+    return None
 
 
 def _clean_author(name: str) -> str | None:
