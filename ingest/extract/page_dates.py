@@ -342,7 +342,7 @@ def _squeezed(text: str, room: int) -> str:
     ``room`` characters, else a longer prefix of it.
 
     The block after a headline is often the whole article: squeezing all of it to keep
-    a few hundred characters cost more than the rest of the byline search. Squeezing a
+    a few hundred characters was a third of the byline search's time. Squeezing a
     prefix of the text gives a prefix of the squeezed text, so a prefix is squeezed,
     four times longer each time, until it runs past ``room``.
     """
