@@ -72,11 +72,13 @@ _HIDDEN = (
 # holds half the words of a short review page.
 _DIALOGS = "[role='dialog'], [role='alertdialog'], [role='alert'], [aria-modal='true']"
 # The three are found with one query (each query walks the whole page, and the matches
-# are few), then told apart in Python by the same tests; see ``marked_blocks``. The
-# seven role values are one test, "[role]": few elements have a role at all.
+# are few), then told apart in Python by the same tests; see ``marked_blocks``. Lexbor
+# tests every element against every selector of a query, so the query asks for a little
+# more than it needs with fewer selectors, and the Python tests keep the rest out: the
+# seven role values are one test, "[role]" (few elements have a role at all), and the two
+# spellings of "display: none" are one, "display" (-7% for this pass).
 _MARKED = (
-    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], "
-    "[style*='display:none' i], [style*='display: none' i], " + _MARKERS
+    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], [style*='display' i], " + _MARKERS
 )
 _DIALOG_ROLES = frozenset({"dialog", "alertdialog", "alert"})
 _LANDMARK_ROLES = frozenset({"navigation", "complementary", "contentinfo", "banner"})
