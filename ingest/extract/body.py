@@ -212,9 +212,15 @@ def _cut_related_tail(blocks: Blocks, root: int, words: list[int]) -> bool:
     """
     dead = blocks.dead()
     tags = blocks.tags
-    for i in range(root + 1, blocks.ends[root]):
-        if dead[i] or tags[i] not in _TAIL_TAGS or not 0 < words[i] <= _TAIL_HEADING_MAX_WORDS:
-            continue
+    # Nothing is removed before the first related heading, so the short headings can
+    # be picked out in one comprehension (a third of the container's elements, for
+    # less than a third of a loop's cost) before any text is read.
+    headings = [
+        i
+        for i in range(root + 1, blocks.ends[root])
+        if 0 < words[i] <= _TAIL_HEADING_MAX_WORDS and tags[i] in _TAIL_TAGS and not dead[i]
+    ]
+    for i in headings:
         text = blocks.text(i)
         if len(text) > _TAIL_HEADING_MAX_CHARS or not is_related_heading(text):
             continue
@@ -252,21 +258,32 @@ def _prune(blocks: Blocks, root: int, title: str | None) -> None:
     title_key = _key(title) if title else None
     dead = blocks.dead()
     tags = blocks.tags
-    for i in range(root + 1, blocks.ends[root]):
-        tag = tags[i]
-        if dead[i] or tag not in _PRUNE_TAGS:
+    # A removal changes the words of the removed block's ancestors only, and they come
+    # before it in document order, so an element's own words and links are final when
+    # its turn comes: the blocks too long to prune are left out in advance (in a
+    # comprehension, cheaper than the loop's tests). Whether it is dead is known only
+    # in its turn, and so is its parent's size (``_worth_reading``).
+    candidates = [
+        i
+        for i in range(root + 1, blocks.ends[root])
+        if tags[i] in _PRUNE_TAGS and (0 < words[i] < _LINK_LIST_MAX_WORDS or tags[i] == "h1")
+    ]
+    for i in candidates:
+        if dead[i]:
             continue
+        tag = tags[i]
         count = words[i]
         if tag == "h1":
             # The headline is metadata, not body; an h1 that is not the headline but is
             # short is a section label of the page template.
             if title_key is None or count < 25 or _key(blocks.text(i)) == title_key:
                 blocks.remove(i)
-        elif (_worth_reading(blocks, i, root) and is_furniture(blocks.text(i), count)) or (
+        elif (
             tag in _LINK_LIST_TAGS
             and 0 < count < _LINK_LIST_MAX_WORDS
             and links[i] > _BLOCK_LINK_DENSITY * count
-        ):
+        ) or (_worth_reading(blocks, i, root) and is_furniture(blocks.text(i), count)):
+            # (The link test first: it needs no text read from the tree.)
             blocks.remove(i)
 
 

@@ -72,11 +72,13 @@ _HIDDEN = (
 # holds half the words of a short review page.
 _DIALOGS = "[role='dialog'], [role='alertdialog'], [role='alert'], [aria-modal='true']"
 # The three are found with one query (each query walks the whole page, and the matches
-# are few), then told apart in Python by the same tests; see ``marked_blocks``. The
-# seven role values are one test, "[role]": few elements have a role at all.
+# are few), then told apart in Python by the same tests; see ``marked_blocks``. Lexbor
+# tests every element against every selector of a query, so the query asks for a little
+# more than it needs with fewer selectors, and the Python tests keep the rest out: the
+# seven role values are one test, "[role]" (few elements have a role at all), and the two
+# spellings of "display: none" are one, "display" (-7% for this pass).
 _MARKED = (
-    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], "
-    "[style*='display:none' i], [style*='display: none' i], " + _MARKERS
+    "[role], [aria-modal='true'], [hidden], [aria-hidden='true'], [style*='display' i], " + _MARKERS
 )
 _DIALOG_ROLES = frozenset({"dialog", "alertdialog", "alert"})
 _LANDMARK_ROLES = frozenset({"navigation", "complementary", "contentinfo", "banner"})
@@ -375,22 +377,24 @@ def protected_blocks(blocks: Blocks, marked: Marked) -> set[int]:
 def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> None:
     """Remove the blocks under ``root`` whose class or id names them as boilerplate."""
     words, _ = blocks.sums()
-    page_words = words[root]
-    nodes, dead = blocks.nodes, blocks.dead()
+    weak_limit = _WEAK_SHARE * words[root]
+    index, dead = blocks.index, blocks.dead()
+    skip = protected | {root}
     previous = -1
-    for i in blocks.numbers(nodes[root].css("[class], [id]")):
+    # This loop runs for a third of the page's elements, so it works on the matched
+    # nodes themselves (no list of their numbers, no second lookup of each node):
+    # 0.30 -> 0.20 ms a page on the benchmark sets.
+    for node in blocks.nodes[root].css("[class], [id]"):
+        i = index.get(node.mem_id, -1)
         # An element with both a class and an id comes twice (once per selector): one
         # verdict will do.
-        if dead[i] or i in protected or i in (root, previous):
-            continue  # (inside a block removed already: nothing to decide)
+        if i < 0 or i == previous or dead[i] or i in skip:
+            continue  # (dead: inside a block removed already, nothing to decide)
         previous = i
-        node = nodes[i]
         # The class and the id alone: a dict of all the attributes (styles, data-*,
         # srcset) costs more to build.
         verdict = _boilerplate(f"{node.attrs.get('class') or ''} {node.id or ''}")
-        if verdict == "weak" and words[i] > _WEAK_SHARE * page_words:
-            continue
-        if verdict:
+        if verdict == "strong" or (verdict == "weak" and words[i] <= weak_limit):
             blocks.remove(i)
 
 

@@ -33,6 +33,7 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
     dead = blocks.dead()
     site = _site(url) if url else None
     doomed: list[int] = []
+    tags = blocks.tags
     child_counts = Counter(blocks.parents)
     for parent, count in child_counts.items():
         if count < _MIN_CARDS or parent < 0 or dead[parent]:
@@ -40,8 +41,13 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
         kids = [parent + 1, *blocks.following_siblings(parent + 1)]
         # Most parents have too few children of a card's kind and size, or too little of
         # their text in them, to hold a teaser list; only those that do are worth the
-        # (costlier) look for headline links.
-        sized = [k for k in kids if _card_sized(blocks, k, words)]
+        # (costlier) look for headline links. (The size test is spelled out here, not
+        # called per child: it runs for most of the page's elements.)
+        sized = [
+            k
+            for k in kids
+            if _CARD_MIN_WORDS <= words[k] <= _CARD_MAX_WORDS and tags[k] not in _TEXT_TAGS
+        ]
         if len(sized) < _MIN_CARDS or sum(words[k] for k in sized) < _CARDS_SHARE * words[parent]:
             continue
         cards = [k for k in sized if _is_card(blocks, k, site)]
@@ -52,10 +58,6 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
             doomed.extend(cards)
     for card in doomed:
         blocks.remove(card)
-
-
-def _card_sized(blocks: Blocks, i: int, words: list[int]) -> bool:
-    return blocks.tags[i] not in _TEXT_TAGS and _CARD_MIN_WORDS <= words[i] <= _CARD_MAX_WORDS
 
 
 def _is_card(blocks: Blocks, i: int, site: str | None) -> bool:
