@@ -4,11 +4,13 @@ mis-nested wrappers, and text written without spaces."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from ingest.errors import ExtractError
-from ingest.extract import clean, extract
+from ingest.extract import clean, extract, furniture
 from ingest.extract.blocks import Blocks
 from ingest.extract.furniture import is_furniture
 from tests.test_extract import PARAGRAPH, article, page
@@ -182,3 +184,12 @@ def test_marked_blocks_are_what_the_selectors_find() -> None:
     assert marked.hidden == list(dict.fromkeys(blocks.numbers(root.css(clean._HIDDEN))))
     assert marked.markers == blocks.numbers(root.css(clean._MARKERS))
     assert len(marked.markers) == 6
+
+
+@pytest.mark.parametrize("pattern", [furniture._RELATED_HEADING, furniture._SHORT_BOILERPLATE])
+def test_furniture_patterns_have_only_lowercase_letters(pattern: re.Pattern[str]) -> None:
+    """ASCII text is lowercased and matched case-sensitively, so a capital in a pattern
+    (escapes such as \\W aside) would never match."""
+    letters = re.sub(r"\\[A-Za-z]", "", pattern.pattern)
+    assert letters == letters.lower()
+    assert furniture.is_related_heading("YOU MAY ALSO LIKE")
