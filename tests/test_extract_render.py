@@ -46,6 +46,13 @@ def test_render_drops_blocks_with_only_markup() -> None:
     assert got.markdown == "Text"
 
 
+def test_markdown_images_use_the_lazy_source_like_the_html() -> None:
+    """A lazy-loaded image (placeholder src, URL in data-src) keeps its URL in Markdown."""
+    got = render(body("<p>Text <img data-src='/lazy.jpg' src='data:,' alt='x'></p>"), base=BASE)
+    assert got.markdown == "Text ![x](https://example.com/lazy.jpg)"
+    assert '<img src="https://example.com/lazy.jpg" alt="x">' in got.html
+
+
 def test_sanitize_keeps_allowlisted_markup_only() -> None:
     """Unknown wrappers unwrap, active content goes, URLs become absolute and safe."""
     html = sanitize(

@@ -317,7 +317,7 @@ def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
     for name in _ATTRIBUTES[tag]:
         value = attrs.get(name)
         if tag == "img" and name == "src":
-            value = _image_source(attrs, value)
+            value = image_source(attrs, value)
         if value is None:
             continue
         if name in _URL_ATTRIBUTES:
@@ -330,7 +330,9 @@ def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
     return "<" + " ".join(parts) + ">"
 
 
-def _image_source(attrs: dict[str, str | None], src: str | None) -> str | None:
+def image_source(attrs: dict[str, str | None], src: str | None) -> str | None:
+    """An image's real source: ``src``, unless it is missing or an inline placeholder
+    (``data:``) and a lazy-loading attribute holds the URL."""
     if src and not src.startswith("data:"):
         return src
     return next((v for name in _LAZY_SRC if (v := attrs.get(name))), None)

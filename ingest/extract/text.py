@@ -14,7 +14,13 @@ from dataclasses import dataclass
 
 from selectolax.lexbor import LexborNode
 
-from ingest.extract.sanitize import escape_text, html_tags, replace_present, safe_url
+from ingest.extract.sanitize import (
+    escape_text,
+    html_tags,
+    image_source,
+    replace_present,
+    safe_url,
+)
 
 BLOCK_TAGS = frozenset(
     {
@@ -318,7 +324,8 @@ def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
         return ""
     if action == _IMAGE:
         attrs = node.attributes  # one dict: a missing name costs a KeyError in .attrs
-        src = safe_url(attrs.get("src"), base=walker.base)
+        # As in the HTML: a lazy-loaded image's URL is in data-src or the like.
+        src = safe_url(image_source(attrs, attrs.get("src")), base=walker.base)
         if src:
             alt = _md_escape(attrs.get("alt") or "")
             walker.markup(f"![{alt}]({src})")
