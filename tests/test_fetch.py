@@ -356,19 +356,23 @@ class OneAnswerServer:
         self.listener.close()
         self.thread.join(5)
 
+    def fetch_three(self) -> list[bytes]:
+        """The bodies of /0, /1 and /2, fetched one after the other; then close."""
+
+        async def go() -> list[bytes]:
+            async with Fetcher(LOOPBACK) as fetcher:
+                return [(await fetcher.get(self.url(f"/{n}"))).body for n in range(3)]
+
+        try:
+            return run(go())
+        finally:
+            self.close()
+
 
 def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
     """A reused connection closed before any answer: the GET goes again on a new one."""
     server = OneAnswerServer()
-
-    async def go() -> list[bytes]:
-        async with Fetcher(LOOPBACK) as fetcher:
-            return [(await fetcher.get(server.url(f"/{n}"))).body for n in range(3)]
-
-    try:
-        assert run(go()) == [b"ok"] * 3
-    finally:
-        server.close()
+    assert server.fetch_three() == [b"ok"] * 3
     # /1 and /2 each went first to the connection that had answered the previous one.
     assert server.requests == [
         b"GET /0 HTTP/1.1",
@@ -381,15 +385,7 @@ def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
 def test_connection_close_is_honoured() -> None:
     """A response saying "Connection: close" is not followed by a reuse of its connection."""
     server = OneAnswerServer(close_header=True)
-
-    async def go() -> list[bytes]:
-        async with Fetcher(LOOPBACK) as fetcher:
-            return [(await fetcher.get(server.url(f"/{n}"))).body for n in range(3)]
-
-    try:
-        assert run(go()) == [b"ok"] * 3
-    finally:
-        server.close()
+    assert server.fetch_three() == [b"ok"] * 3
     assert server.requests == [b"GET /0 HTTP/1.1", b"GET /1 HTTP/1.1", b"GET /2 HTTP/1.1"]
     assert server.connections == 3
 
