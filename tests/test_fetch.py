@@ -382,6 +382,27 @@ def test_a_kept_connection_the_server_dropped_is_replaced() -> None:
     assert server.connections == 3
 
 
+def test_a_non_idempotent_request_is_not_sent_again() -> None:
+    """A POST that met a dropped kept-alive connection fails instead of going twice."""
+    server = OneAnswerServer()
+    backend = PinnedBackend(resolver=system_resolver, allow_private=True)
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=2)
+
+    async def go() -> None:
+        transport = PinnedTransport(backend=backend, limits=limits, max_origins=8)
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.post(server.url("/0"))).content == b"ok"
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.post(server.url("/1"))
+
+    try:
+        run(go())
+    finally:
+        server.close()
+    assert server.requests == [b"POST /0 HTTP/1.1", b"POST /1 HTTP/1.1"]
+    assert server.connections == 1
+
+
 def test_connection_close_is_honoured() -> None:
     """A response saying "Connection: close" is not followed by a reuse of its connection."""
     server = OneAnswerServer(close_header=True)

@@ -9,8 +9,8 @@ and the layers of request, response and stream objects around them. A fetcher th
 sends one GET at a time per connection needs none of that.
 
 `Connection.send` writes a request and reads up to the response head; `Connection.data`
-reads the body a piece at a time; `reusable` says whether the exchange ended cleanly
-and both sides keep the connection open. Errors come out as httpx's exceptions, the
+reads the body a piece at a time; `finish` ends the exchange and says whether it ended
+cleanly with both sides keeping the connection open. Errors come out as httpx's exceptions, the
 cause kept, as from httpx's own transport.
 """
 
@@ -42,8 +42,8 @@ class Stream(Protocol):
 
 class StaleConnectionError(Exception):
     """A kept-alive connection was closed by the server before this request got any
-    answer: the server's idle timeout met our reuse. The request can go again on a new
-    connection (it is a GET)."""
+    answer: the server's idle timeout met our reuse. An idempotent request (a GET) can
+    go again on a new connection."""
 
 
 class Connection:
@@ -109,9 +109,9 @@ class Connection:
                 # close, or raises for a response cut short.
                 self._h11.receive_data(received)
 
-    def reusable(self) -> bool:
-        """Did the exchange end cleanly, with both sides keeping the connection?
-        If so, the connection is made ready for the next request."""
+    def finish(self) -> bool:
+        """End the exchange: True, and ready for the next request, if it ended cleanly
+        with both sides keeping the connection open."""
         if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
             return False
         self._h11.start_next_cycle()

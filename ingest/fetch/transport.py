@@ -128,6 +128,8 @@ class AsyncioStream:
 
 
 Key = tuple[str, str, int]  # scheme, host, port
+# Requests sent again when a kept-alive connection turns out closed (RFC 9110 §9.2.2).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 
 class PinnedTransport(httpx.AsyncBaseTransport):
@@ -164,7 +166,9 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         if connection is not None:
             try:
                 head = await self._send(connection, request, timeouts)
-            except StaleConnectionError:
+            except StaleConnectionError as exc:
+                if request.method not in _IDEMPOTENT:  # it may have been acted on
+                    raise httpx.RemoteProtocolError(str(exc), request=request) from exc
                 connection = None
         if connection is None:
             connection = await self._connect(key, request, timeouts)
@@ -276,7 +280,7 @@ class _Body(httpx.AsyncByteStream):
         connection, self._connection = self._connection, None
         if connection is None:
             return
-        if clean and connection.reusable():
+        if clean and connection.finish():
             self._transport.release(self._key, connection)
         else:
             self._transport.discard(connection)
