@@ -51,6 +51,10 @@ def extract(
     # collections long: 4-5% of the extraction time on the benchmark pages, timed with
     # gc.callbacks. Reference counting still frees everything as usual. The state is
     # restored, not forced on, so a caller that turned the collector off keeps it off.
+    # The switch is per process: when extractions run in threads (``extract_workers``
+    # of 1, no worker processes), the collector also waits in the other threads while
+    # one runs, and collects what they left once the first extraction that found it on
+    # returns; with overlapping extractions that can be later than usual, never lost.
     enabled = gc.isenabled()
     gc.disable()
     try:
