@@ -72,6 +72,7 @@ benchsite = _site_module()
 class Measure:
     wall: float = 0.0
     cpu: float = 0.0
+    own_cpu: float = 0.0  # of the commands' own processes, without their workers
     tree_rss_mb: float = 0.0  # peak of the summed RSS of the process tree, sampled
     max_rss_mb: float = 0.0  # largest single-process peak (ru_maxrss)
     codes: list[int] = field(default_factory=list)
@@ -146,6 +147,7 @@ def measure(commands: list[list[str]], *, logs: Path, timeout: float) -> Measure
         time.sleep(0.05)
     result.codes = [proc.returncode for proc in procs]
     result.cpu = sum(cpu.values())
+    result.own_cpu = sum(cpu.get(proc.pid, 0.0) for proc in procs)
     return result
 
 
@@ -509,7 +511,7 @@ def _print_row(row: Row) -> None:
     run = row.run
     print(
         f"{row.scenario:<18} {row.system:<18} {row.items:>6} {row.unit:<8} "
-        f"wall {run.wall:7.1f}s  cpu {run.cpu:7.1f}s  rss tree {run.tree_rss_mb:6.0f} MB "
+        f"wall {run.wall:7.1f}s  cpu {run.cpu:7.1f}s (main {run.own_cpu:.1f}s)  rss tree {run.tree_rss_mb:6.0f} MB "
         f"(max proc {run.max_rss_mb:4.0f})  rate {row.rate:7.1f}/s  site cpu {row.site_cpu:5.1f}s"
         f"  | {row.note}",
         flush=True,
