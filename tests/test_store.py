@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 import threading
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -337,7 +338,10 @@ def test_near_copy_is_skipped_when_asked(tmp_path: Path) -> None:
     assert len(run(store.articles())) == 1
     (rec,) = run(store.entry_records(["url:2"])).values()
     assert (rec.status, rec.article_id) == ("duplicate", "id1")
+    assert sorted(p.name for p in (tmp_path / "articles").rglob("*") if p.is_file()) == ["id1.json"]
     run(store.close())
+    with closing(sqlite3.connect(tmp_path / "catalog.sqlite3")) as conn:
+        assert conn.execute("SELECT count(*) FROM pending_files").fetchone() == (0,)
 
 
 def test_crash_during_a_version_write_is_undone(tmp_path: Path) -> None:

@@ -54,7 +54,11 @@ def prepare(path: Path, data: bytes) -> Path:
 
 
 def publish(tmp: Path, path: Path, *, replace: bool) -> None:
-    """The second half: the prepared ``tmp`` becomes ``path``, durably; ``tmp`` is gone."""
+    """The second half: the prepared ``tmp`` becomes ``path``, durably; ``tmp`` is gone.
+
+    Without ``replace``, an error leaves nothing at ``path`` that was not there before:
+    FileExistsError when a file was, and a file linked but not synced is removed.
+    """
     try:
         if replace:
             os.replace(tmp, path)
@@ -62,7 +66,12 @@ def publish(tmp: Path, path: Path, *, replace: bool) -> None:
             os.link(tmp, path)
     finally:
         discard(tmp)
-    _fsync_dir(path.parent)
+    try:
+        _fsync_dir(path.parent)
+    except OSError:
+        if not replace:
+            discard(path)
+        raise
 
 
 def discard(path: Path) -> None:

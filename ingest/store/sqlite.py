@@ -366,15 +366,18 @@ class SQLiteStore:
     ) -> None:
         """Record ``keys`` (known ones keep what they say); the entry as seen goes on the
         entry's own keys, not on keys learnt from its page."""
+        if not keys:
+            return
         own = set(entry_keys(entry, source=source)) if entry else set()
         now = self._now().isoformat()
-        conn.executemany(
+        rows = [
+            (k, source, status, article_id, reason, now, *_entry_fields(entry, k in own))
+            for k in keys
+        ]
+        conn.execute(
             "INSERT OR IGNORE INTO entry_keys (key, source, status, article_id, reason, seen_at,"
-            " guid, url, published_at, updated_at, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (k, source, status, article_id, reason, now, *_entry_fields(entry, k in own))
-                for k in keys
-            ],
+            " guid, url, published_at, updated_at, title) VALUES " + _rows(len(keys), 11),
+            [value for row in rows for value in row],
         )
 
     def _refresh_entry(self, conn: sqlite3.Connection, entry: Entry, *, source: str) -> None:
@@ -420,25 +423,33 @@ class SQLiteStore:
         if match is not None and near == "link":
             article = replace(article, duplicate_of=match[0])
         rel = files.relative_path(article)
-        # The document is written and synced before the write lock is taken, so that
-        # articles wait for the disk side by side rather than in turn (the lock then
-        # only links it into place); its pending row comes first, as for any write.
-        # Two writes of one path in this process would share a pending row: in turn.
+        # The document is written, synced and linked into place before the write lock
+        # is taken, so that articles wait for the disk side by side rather than in turn
+        # (concurrent directory syncs share one journal commit); the lock then only
+        # checks for copies and records it. Its pending row comes first, as for any
+        # write: a crash anywhere after leaves the file to be undone on open. Two writes
+        # of one path in this process would share a pending row: in turn.
         with self._claim(rel):
             self._begin_pending(rel)
             try:
                 tmp = files.prepare(self.root / rel, files.document_bytes(article))
-            except OSError as exc:
+                published = self._publish(tmp, rel)
+            except OSError as exc:  # nothing of ours at rel
                 self._forget_pending(rel)
                 raise StoreError(f"store: cannot write {rel}: {exc}") from exc
-            prepared = _Prepared(rel, tmp, sk, compared)
-            try:
-                # One writer at a time within this process; the unique constraints
-                # (and the no-overwrite link) settle races with other processes.
-                with self._write_lock:
-                    return self._add_prepared(article, keys, entry, near, prepared)
-            finally:
-                files.discard(prepared.tmp)  # when it was not linked into place
+            prepared = _Prepared(rel, published, sk, compared)
+            # One writer at a time within this process; the unique constraints (and
+            # the no-overwrite link) settle races with other processes.
+            with self._write_lock:
+                return self._add_prepared(article, keys, entry, near, prepared)
+
+    def _publish(self, tmp: Path, rel: str) -> bool:
+        """Link the prepared ``tmp`` at ``rel``; False when a file is there already."""
+        try:
+            files.publish(tmp, self.root / rel, replace=False)
+        except FileExistsError:  # (publish removed tmp)
+            return False
+        return True
 
     @contextmanager
     def _claim(self, rel: str) -> Iterator[None]:
@@ -462,33 +473,32 @@ class SQLiteStore:
         near: str,
         prepared: _Prepared,
     ) -> StoreOutcome:
-        """Under the write lock: a duplicate, or the prepared document (``prepared.tmp``
-        at ``prepared.rel``, pending) stored."""
+        """Under the write lock: a duplicate, or the prepared document (at
+        ``prepared.rel`` if ``prepared.published``, pending) stored."""
         rel, sk = prepared.rel, prepared.sketch
+        # Not stored after all: our linked file goes (a file found there stays).
+        undo = self._abandon if prepared.published else self._forget_pending
         existing = self._existing(article)
         if existing is not None:
-            self._forget_pending(rel)
+            undo(rel)
             return self._duplicate(existing, article, keys, entry)
         match = self._near_match(sk, prepared.compared)
         if match is not None and near == "skip":
-            self._forget_pending(rel)
+            undo(rel)
             return self._duplicate(match[0], article, keys, entry, similarity=match[1])
         similarity = match[1] if match is not None else None
         cluster = match[0] if match is not None else None
         try:
-            if cluster != article.duplicate_of:  # a copy stored meanwhile (or gone): rare
-                article = replace(article, duplicate_of=cluster)
-                files.discard(prepared.tmp)
-                prepared.tmp = files.prepare(self.root / rel, files.document_bytes(article))
-            tmp = prepared.tmp
-            try:
-                files.publish(tmp, self.root / rel, replace=False)
-            except FileExistsError:
+            if not prepared.published:
                 if self._known_path(rel):  # another process stored this id just now
                     self._forget_pending(rel)
                     return self._duplicate(article.id, article, keys, entry)
                 # A file the catalog never recorded: a write whose catalog commit was
                 # lost (power cut under synchronous=NORMAL). Ours to replace.
+                article = replace(article, duplicate_of=cluster)
+                files.write_article(self.root, article, replace=True)
+            elif cluster != article.duplicate_of:  # a copy stored meanwhile (or gone): rare
+                article = replace(article, duplicate_of=cluster)
                 files.write_article(self.root, article, replace=True)
         except OSError as exc:
             self._abandon(rel)
@@ -605,10 +615,10 @@ class SQLiteStore:
             " shingles) RETURNING num",
             (article_id, (sk.packed or None) if sk is not None else None),
         ).fetchone()
-        if sk is not None:
-            conn.executemany(
-                "INSERT OR IGNORE INTO neardup_buckets VALUES (?, ?)",
-                [(b, num) for b in sk.buckets],
+        if sk is not None and sk.buckets:
+            conn.execute(
+                "INSERT OR IGNORE INTO neardup_buckets VALUES " + _rows(len(sk.buckets), 2),
+                [v for b in sk.buckets for v in (b, num)],
             )
         return int(num)
 
@@ -892,10 +902,10 @@ class SQLiteStore:
 
 @dataclass(slots=True)
 class _Prepared:
-    """A document written and synced at a temporary path, waiting for the write lock."""
+    """A document written and synced, waiting for the write lock."""
 
     rel: str  # where it goes
-    tmp: Path  # where it is; replaced if the document must change under the lock
+    published: bool  # linked at rel; False: a file was there already
     sketch: Sketch
     compared: dict[str, Resemblance]  # near-copy candidates compared, by article id
 
@@ -970,6 +980,17 @@ def _wal_mode(conn: sqlite3.Connection) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _rows(count: int, width: int) -> str:
+    """``count`` rows of ``width`` placeholders for one multi-row INSERT.
+
+    One statement instead of ``executemany``: the sqlite3 module lets go of the GIL
+    for every row it steps, and in a busy process getting it back can wait for another
+    thread's switch interval, under the store's write lock (32 bucket rows an article).
+    """
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
 
 
 def _statements(script: str) -> list[str]:
