@@ -2,9 +2,10 @@
 
 Write order, so that a crash at any instant leaves nothing half-written:
 1. commit a ``pending_files`` row naming the document about to be written;
-2. write the document atomically (temp file, fsync, rename);
+2. write the document atomically (temp file, fsync, link, fsync of the directory);
 3. in one transaction, insert the article, its entry keys and its full-text row, and
-   delete the pending row.
+   delete the pending row; or, if it turns out to repeat a stored article, remove the
+   document and delete the pending row.
 On open, any pending row left by a crash is undone (file and temp files removed), so the
 entry is simply fetched again on the next poll. Unique constraints on the article id,
 the fingerprint, the path and every entry key make a double insert impossible.
