@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -413,11 +415,28 @@ def test_orphan_document_is_replaced_not_taken_for_a_duplicate(tmp_path: Path) -
     """A document on disk that the catalog never recorded does not block storing it."""
     store = SQLiteStore.open(tmp_path)
     article = make_article()
-    files.write_article(tmp_path, replace(article, text="stale half-remembered copy"))
+    rel = files.write_article(tmp_path, replace(article, text="stale half-remembered copy"))
+    an_hour_ago = time.time() - 3600  # left by a crash before this start
+    os.utime(tmp_path / rel, (an_hour_ago, an_hour_ago))
     outcome = run(store.add_article(article, keys=("url:https://news.example/1",)))
     assert outcome.status == "stored"
     doc = json.loads((tmp_path / str(outcome.path)).read_text(encoding="utf-8"))
     assert doc["text"] == article.text
+    run(store.close())
+
+
+def test_another_process_write_in_progress_is_left_alone(tmp_path: Path) -> None:
+    """A document just linked by another process, whose catalog row is still to come, is
+    neither replaced nor removed: the entry fails, to be tried again next poll."""
+    store = SQLiteStore.open(tmp_path)
+    article = make_article()
+    theirs = replace(article, text="the other process's copy of this story")
+    rel = files.write_article(tmp_path, theirs)
+    with pytest.raises(StoreError, match="another process"):
+        run(store.add_article(article, keys=("url:https://news.example/1",)))
+    doc = json.loads((tmp_path / rel).read_text(encoding="utf-8"))
+    assert doc["text"] == theirs.text
+    assert run(store.articles()) == []
     run(store.close())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from datetime import UTC
 from pathlib import Path
 
@@ -72,6 +73,12 @@ def publish(tmp: Path, path: Path, *, replace: bool) -> None:
         if not replace:
             discard(path)
         raise
+
+
+def age(path: Path) -> float:
+    """Seconds since ``path`` was last written (a document is linked at its name right
+    after its temp file is written)."""
+    return time.time() - path.stat().st_mtime
 
 
 def discard(path: Path) -> None:

@@ -57,6 +57,10 @@ NEAR_DUPLICATE_MODES = ("link", "skip")
 # most of the 32 bands; this only bounds the work when a text matches many articles
 # (a boilerplate-only page), where the first few are as good a cluster as any.
 MAX_CANDIDATES = 8
+# A document linked this recently, and not in the catalog, may be another process's
+# write between its link and its commit (seconds at most, or the busy timeout); an
+# older one was left by a crash (a commit lost to a power cut) and may be replaced.
+_IN_FLIGHT = 300.0
 _OPEN_WAIT = 30.0  # seconds to wait for a catalog another connection holds (busy timeout)
 T = TypeVar("T")
 
@@ -493,6 +497,11 @@ class SQLiteStore:
                 if self._known_path(rel):  # another process stored this id just now
                     self._forget_pending(rel)
                     return self._duplicate(article.id, article, keys, entry)
+                if files.age(self.root / rel) < _IN_FLIGHT:
+                    # Another process's write in progress (its catalog row comes next):
+                    # not ours to replace. The entry is tried again on the next poll.
+                    self._forget_pending(rel)
+                    raise StoreError(f"store: {rel} is being written by another process")
                 # A file the catalog never recorded: a write whose catalog commit was
                 # lost (power cut under synchronous=NORMAL). Ours to replace.
                 article = replace(article, duplicate_of=cluster)
