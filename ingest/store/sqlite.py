@@ -172,12 +172,6 @@ class SQLiteStore:
         self.root = root
         self._conn = conn
         self._lock = threading.Lock()  # guards the connection
-        # Reads outside transactions go through a second connection, so that they never
-        # wait for a write, nor the writer for them (WAL: each sees the last commit).
-        # Sharing one connection, the write lock spent a fifth of its time in bench/e2e.py's
-        # cold ingest waiting for other threads' reads.
-        self._reader = conn
-        self._read_lock = threading.Lock()  # guards the reader
         self._write_lock = threading.Lock()  # one article write at a time
         self._claims: set[str] = set()  # document paths being written by some thread
         self._claimed = threading.Condition()
@@ -190,7 +184,12 @@ class SQLiteStore:
         """Open (creating and migrating if needed) the store under ``root``."""
         try:
             root.mkdir(parents=True, exist_ok=True)
-            conn = _connect(root)
+            conn = sqlite3.connect(
+                root / CATALOG,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=_OPEN_WAIT,
+            )
             _wal_mode(conn)
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable on commit
             # Checkpoint every 10,000 WAL pages (40 MB), not SQLite's 1,000: an article
@@ -201,16 +200,18 @@ class SQLiteStore:
             # runs each).
             conn.execute("PRAGMA wal_autocheckpoint = 10000")
             conn.execute("PRAGMA foreign_keys = ON")
+            # 64 MiB of page cache (the default is 2 MiB): keeps the interior pages of the
+            # key and LSH indexes in memory, so a lookup at a million articles reads about
+            # one page per probe instead of a whole B-tree path (bench/dedup.py).
+            conn.execute("PRAGMA cache_size = -65536")
+            # Read through a memory map (SQLite still writes with write(), so durability
+            # is unchanged): at a million articles an LSH lookup takes half the time,
+            # because its 32 random leaf reads need no system call each.
+            conn.execute("PRAGMA mmap_size = 2147483648")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"store: cannot open catalog in {root}: {exc}") from exc
         store = cls(root, conn, now=now or (lambda: datetime.now(UTC)))
         store._migrate()
-        try:
-            store._reader = _connect(root)
-            store._reader.execute("PRAGMA query_only = ON")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreError(f"store: cannot open catalog in {root}: {exc}") from exc
         store._hold_lock()
         return store
 
@@ -256,9 +257,9 @@ class SQLiteStore:
                 raise StoreError(f"store: catalog error: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        with self._read_lock if self._reader is not self._conn else self._lock:
+        with self._lock:
             try:
-                cursor = self._reader.execute(sql, params)
+                cursor = self._conn.execute(sql, params)
                 cursor.row_factory = sqlite3.Row
                 return cursor.fetchall()
             except sqlite3.Error as exc:
@@ -902,8 +903,7 @@ class SQLiteStore:
 
     async def close(self) -> None:
         await self._states.drain()
-        with self._lock, self._read_lock:
-            self._reader.close()
+        with self._lock:
             self._conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the shared lock
@@ -970,21 +970,6 @@ class _StateCommits:
         """Wait for the commits under way (the store is closing)."""
         if self._committer is not None:
             await asyncio.shield(self._committer)
-
-
-def _connect(root: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(
-        root / CATALOG, isolation_level=None, check_same_thread=False, timeout=_OPEN_WAIT
-    )
-    # 64 MiB of page cache (the default is 2 MiB): keeps the interior pages of the key
-    # and LSH indexes in memory, so a lookup at a million articles reads about one page
-    # per probe instead of a whole B-tree path (bench/dedup.py).
-    conn.execute("PRAGMA cache_size = -65536")
-    # Read through a memory map (SQLite still writes with write(), so durability is
-    # unchanged): at a million articles an LSH lookup takes half the time, because its
-    # 32 random leaf reads need no system call each.
-    conn.execute("PRAGMA mmap_size = 2147483648")
-    return conn
 
 
 def _wal_mode(conn: sqlite3.Connection) -> None:
