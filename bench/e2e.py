@@ -511,7 +511,8 @@ def _print_row(row: Row) -> None:
     run = row.run
     print(
         f"{row.scenario:<18} {row.system:<18} {row.items:>6} {row.unit:<8} "
-        f"wall {run.wall:7.1f}s  cpu {run.cpu:7.1f}s (main {run.own_cpu:.1f}s)  rss tree {run.tree_rss_mb:6.0f} MB "
+        f"wall {run.wall:7.1f}s  cpu {run.cpu:7.1f}s (main {run.own_cpu:.1f}s)  "
+        f"rss tree {run.tree_rss_mb:6.0f} MB "
         f"(max proc {run.max_rss_mb:4.0f})  rate {row.rate:7.1f}/s  site cpu {row.site_cpu:5.1f}s"
         f"  | {row.note}",
         flush=True,
