@@ -430,8 +430,8 @@ class SQLiteStore:
         rel = files.relative_path(article)
         # The document is written, synced and linked into place before the write lock
         # is taken, so that articles wait for the disk side by side rather than in turn
-        # (concurrent directory syncs share one journal commit); the lock then only
-        # checks for copies and records it. Its pending row comes first, as for any
+        # (the directory syncs of concurrent writes overlap instead of queueing); the
+        # lock then only checks for copies and records it. Its pending row comes first, as for any
         # write: a crash anywhere after leaves the file to be undone on open. Two writes
         # of one path in this process would share a pending row: in turn.
         with self._claim(rel):
