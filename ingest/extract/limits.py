@@ -15,6 +15,11 @@ can cost the parser at about 0.07 s (6,000 tags make at most 6,000 levels; 5,000
 <div> parse in 0.05 s). A second screen, on the count of "<div", used to let only
 pages with 1,200 of them through; it scanned most pages a second time, 2% of the
 extraction's instructions, to shave a few hundredths of a second off a worst case.
+
+The count itself is numpy's (a vectorised compare), not ``bytes.count``, whose
+one-byte loop goes a byte at a time: 0.068 against 0.014 ms a page on the benchmark
+pages, about 1.4% of an extraction. numpy is the near-duplicate stage's library; it is
+imported here too for this one count, and both run in the same extraction processes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from __future__ import annotations
 import re
 from itertools import accumulate
 from operator import sub
+
+import numpy as np
 
 MAX_DEPTH = 512
 _SCREEN_TAGS = 6000
@@ -80,7 +87,7 @@ _NESTING_TAG = re.compile(
 
 def flatten_deep_nesting(html: bytes) -> bytes:
     """``html`` with start and end tags nested deeper than MAX_DEPTH removed."""
-    if html.count(b"<") < _SCREEN_TAGS or _max_depth(html) <= MAX_DEPTH:
+    if _count_lt(html) < _SCREEN_TAGS or _max_depth(html) <= MAX_DEPTH:
         return html
     depth = 0
     pieces: list[bytes] = []
@@ -96,6 +103,11 @@ def flatten_deep_nesting(html: bytes) -> bytes:
             position = match.end()
     pieces.append(html[position:])
     return b"".join(pieces)
+
+
+def _count_lt(html: bytes) -> int:
+    """How many "<" ``html`` holds (as ``html.count(b"<")``)."""
+    return int(np.count_nonzero(np.frombuffer(html, dtype=np.uint8) == ord("<")))
 
 
 def _max_depth(html: bytes) -> int:

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.extract.page_dates import Declared, find_dates
+from ingest.extract.sanitize import resolve
 
 _ARTICLE_TYPES = frozenset(
     {
@@ -329,7 +329,7 @@ def _absolute(value: str | None, base: str) -> str | None:
     if not value:
         return None
     try:
-        absolute = urljoin(base, value.strip())
+        absolute = resolve(value.strip(), base)
     except ValueError:
         return None
     return absolute if absolute.startswith(("http://", "https://")) else None

@@ -189,6 +189,25 @@ def _join_uncached(value: str, base: str | None) -> tuple[str, str] | None:
         cleaned = _URL_JUNK.sub("", value)
     if not cleaned or cleaned.startswith("#"):
         return None
+    return _join_plain(cleaned, base) or _join_slowly(cleaned, base)
+
+
+def resolve(value: str, base: str) -> str:
+    """``urljoin(base, value)``, without urljoin for plain URLs (see ``_PLAIN_URL``).
+
+    For metadata URLs (canonical, lead image): urljoin and urlsplit were 1% of an
+    extraction. Raises ValueError where urljoin does.
+    """
+    # The shortcut is checked against urljoin on URLs without spaces or controls.
+    if value.isprintable() and " " not in value:
+        plain = _join_plain(value, base)
+        if plain is not None:
+            return plain[0]
+    return urljoin(base, value)
+
+
+def _join_plain(cleaned: str, base: str | None) -> tuple[str, str] | None:
+    """``cleaned`` made absolute with its scheme, if it is a plain URL; else None."""
     if base and cleaned.isascii() and _PLAIN_URL.fullmatch(cleaned):
         origin = _origin(base)
         if origin is not None:
@@ -196,7 +215,7 @@ def _join_uncached(value: str, base: str | None) -> tuple[str, str] | None:
                 return cleaned, cleaned[: cleaned.index(":")]
             if "/." not in cleaned:  # "." and ".." segments need urljoin to resolve
                 return origin + cleaned, origin[: origin.index(":")]
-    return _join_slowly(cleaned, base)
+    return None
 
 
 def _join_slowly(cleaned: str, base: str | None) -> tuple[str, str] | None:
