@@ -473,6 +473,13 @@ def test_no_article_is_an_extract_error(raw: bytes) -> None:
         extract(raw, url="https://e.example/p")
 
 
+@pytest.mark.parametrize("raw", [b"", b" \t\r\n\x0b\x0c", "  \n"])
+def test_blank_page_is_reported_as_empty(raw: bytes | str) -> None:
+    """A page of nothing but ASCII whitespace is an empty page, said so."""
+    with pytest.raises(ExtractError, match=r"empty page: https://e\.example/p"):
+        extract(raw, url="https://e.example/p")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=3000) | st.text(max_size=3000).map(str.encode))
 def test_any_bytes_give_extraction_or_extract_error(raw: bytes) -> None:
