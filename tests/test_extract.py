@@ -357,6 +357,18 @@ def test_last_updated_note_in_any_case(note: str) -> None:
     assert got.modified == datetime(2019, 9, 26, tzinfo=UTC)
 
 
+def test_notes_are_read_in_shown_text_only() -> None:
+    """A "Last updated" in a script's data is no note; one after scripts and styles is."""
+    hidden = page(article() + '<script>var label = "Last updated: 26 Sep 2019";</script>')
+    assert extract(hidden).modified is None
+    shown = page(
+        article()
+        + "<script>var a = 1;</script><style>p { color: red }</style>"
+        + "<p>Last updated: 3 Oct 2020</p><script>var b = 2;</script>"
+    )
+    assert extract(shown).modified == datetime(2020, 10, 3, tzinfo=UTC)
+
+
 def test_note_folding_characters_are_complete() -> None:
     """Every non-ASCII character whose lower case holds a letter of a note phrase is
     listed, so the cheap test for a note never misses one."""
