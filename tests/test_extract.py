@@ -8,14 +8,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
 from ingest.extract import extract, page_dates
 from ingest.extract.dates import date_from_url, parse_date, text_dates
-from ingest.extract.decode import decode_html
+from ingest.extract.decode import decode_html, is_utf8
 from ingest.extract.limits import MAX_DEPTH, flatten_deep_nesting
 from ingest.models import Extraction, ExtractRules
 from ingest.pipeline import build_article
@@ -476,6 +476,41 @@ def test_decode_follows_bom_header_meta_then_fallback(
 ) -> None:
     """Decoding picks BOM, then HTTP charset, then meta, then UTF-8 or cp1252, never failing."""
     assert expected in decode_html(raw, charset=charset)
+
+
+def _utf8_or_not(text: str, cuts: list[tuple[int, int]]) -> bytes:
+    """UTF-8 of ``text`` with bytes replaced at some positions (often making it invalid)."""
+    data = bytearray(text.encode("utf-8", "surrogatepass"))
+    for position, value in cuts:
+        if data:
+            data[position % len(data)] = value
+    return bytes(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=st.builds(
+        _utf8_or_not,
+        st.text(alphabet=st.sampled_from("ab <\u00e9\u2019\U0001f600\ud800")),
+        st.lists(
+            st.tuples(st.integers(0, 200), st.sampled_from([0x41, 0x80, 0xC3, 0xE2, 0xF0, 0xFF])),
+            max_size=2,
+        ),
+    ),
+    chunk=st.integers(1, 9),
+)
+@example(data=b"\xc3A\xa9", chunk=1)  # a lead byte, ASCII, then a continuation byte
+@example(data=b"ab\xe2\x80\x99", chunk=3)  # a valid sequence across a chunk end
+@example(data=b"ab\xe2\x80", chunk=2)  # cut off by the end
+def test_chunked_utf8_check_agrees_with_decode(data: bytes, chunk: int) -> None:
+    """The chunked UTF-8 check says what decoding the whole page says, sequences cut
+    at chunk ends, by ASCII chunks, or by the end included."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        assert not is_utf8(data, chunk=chunk)
+    else:
+        assert is_utf8(data, chunk=chunk)
 
 
 @pytest.mark.parametrize("raw", [b"", b"   ", b"<html><body></body></html>", b"<p>too short</p>"])
