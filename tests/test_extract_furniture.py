@@ -127,6 +127,15 @@ def test_unclosed_aside_does_not_swallow_the_article() -> None:
     assert got.text.count(PARAGRAPH) == 8
 
 
+def test_long_aside_beside_a_longer_article_is_removed() -> None:
+    """An aside long enough to be measured goes when the page holds twice its words."""
+    aside = f"<aside><p>{EXCERPT}</p>{''.join(f'<p>{PARAGRAPH}</p>' for _ in range(8))}</aside>"
+    body = article(*[PARAGRAPH] * 20) + aside
+    got = extract(page(body), url=URL)
+    assert EXCERPT not in got.text
+    assert got.text.count(PARAGRAPH) == 20
+
+
 def test_small_aside_is_still_removed() -> None:
     """An ordinary aside beside the article is furniture."""
     body = article() + f"<aside><p>{EXCERPT}</p></aside>"

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from selectolax.lexbor import LexborNode
 
-from ingest.extract.blocks import Blocks, count_words
+from ingest.extract.blocks import Blocks, count_words, has_words
 
 # The protected walk goes at most this many levels up from each marker.
 _MAX_MARKER_LEVELS = 96
@@ -294,7 +294,14 @@ def remove_junk(body: LexborNode) -> None:
     decompose_all(body.css(_JUNK))
     landmarks = [(node, count_words(node.text())) for node in body.css(_LANDMARKS)]
     if any(words >= _LANDMARK_SUSPECT_WORDS for _, words in landmarks):
-        limit = _LANDMARK_MAX_SHARE * count_words(body.text())
+        # A landmark stays only if it holds more than half the page's words, so the
+        # page's words need counting only up to twice the largest landmark's: past
+        # that, every landmark goes. (Splitting all of a long page's text into words
+        # was 0.9% of an extraction.)
+        text = body.text()
+        most = 2 * max(words for _, words in landmarks) + 1
+        total = most if has_words(text, most) else count_words(text)
+        limit = _LANDMARK_MAX_SHARE * total
         landmarks = [(node, words) for node, words in landmarks if words <= limit]
     decompose_all([node for node, _ in landmarks])
     for form in reversed(body.css("form")):
