@@ -34,9 +34,11 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
     site = _site(url) if url else None
     doomed: list[int] = []
     tags = blocks.tags
-    child_counts = Counter(blocks.parents)
-    for parent, count in child_counts.items():
-        if count < _MIN_CARDS or parent < 0 or dead[parent]:
+    # (A comprehension picks the few parents with enough children: cheaper than testing
+    # every parent in the loop.)
+    parents = [p for p, n in Counter(blocks.parents).items() if n >= _MIN_CARDS and p >= 0]
+    for parent in parents:
+        if dead[parent]:
             continue
         kids = [parent + 1, *blocks.following_siblings(parent + 1)]
         # Most parents have too few children of a card's kind and size, or too little of
