@@ -38,7 +38,9 @@ def remove_teasers(blocks: Blocks, *, url: str | None) -> None:
     # every parent in the loop.)
     parents = [p for p, n in Counter(blocks.parents).items() if n >= _MIN_CARDS and p >= 0]
     for parent in parents:
-        if dead[parent]:
+        # Three cards hold at least 3 x 4 words, all of them the parent's: a parent with
+        # fewer words holds no teaser list (most parents of three or more children).
+        if dead[parent] or words[parent] < _MIN_CARDS * _CARD_MIN_WORDS:
             continue
         kids = [parent + 1, *blocks.following_siblings(parent + 1)]
         # Most parents have too few children of a card's kind and size, or too little of
