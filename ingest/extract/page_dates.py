@@ -453,7 +453,7 @@ def _shown_text(body: LexborNode) -> str:
     read: 62% of the body text of the benchmark pages, and the search was 4.7% of an
     extraction (3.1% without the text itself). Lexbor has no text without them, so
     each script's or style's content, one text node, is cut out of the body's text,
-    looked for after the previous cut: 1-2% of an extraction faster, interleaved.
+    looked for after the previous cut: 0.5-1% of an extraction faster, interleaved.
     """
     text = body.text(separator=" ")
     kept: list[str] = []
