@@ -41,6 +41,26 @@ def test_render_blocks_lists_quotes_and_breaks() -> None:
     )
 
 
+def test_render_whitespace_between_and_inside_blocks() -> None:
+    """Indentation between blocks adds nothing (the walk leaves it out of the text); a
+    space between inline elements stays, as does one after a link's "[" in Markdown and
+    at the start of a <pre>."""
+    got = render(
+        body(
+            "<div>\n  <p>\n    <a href='/a'>x</a> <b>y</b>\n  </p>\n"
+            "  <p> <a href='/b'> <i>z</i></a></p>\n  <ul>\n <li> <i>i</i>\n</li></ul>"
+            "<pre>  <b>p</b>\n</pre>\n</div>"
+        ),
+        base=BASE,
+    )
+    assert got.text == "x y\n\nz\n\ni\n\n  p"
+    assert got.markdown == (
+        "[x](https://example.com/a) **y**\n\n[ *z*](https://example.com/b)\n\n- *i*"
+        "\n\n```\n  p\n```"
+    )
+    assert got.html.startswith('<div>\n  <p>\n    <a href="https://example.com/a">x</a> <b>')
+
+
 def test_render_drops_blocks_with_only_markup() -> None:
     """A block with an image or an empty link but no text gives no line at all."""
     got = render(body("<p>Text</p><p><img src='/i.png'></p><p><a href='/a'> </a></p>"), base=BASE)

@@ -253,6 +253,15 @@ _FIXED: dict[str, Tags] = {
 }
 
 
+# The tags this policy names (the rest are unwrapped).
+KNOWN_TAGS = _ALLOWED | _DROPPED
+
+
+def fixed_tags(tag: str) -> Tags | None:
+    """``html_tags`` of every element ``tag`` names, or None if attributes decide it."""
+    return None if tag in _ATTRIBUTES else _FIXED.get(tag, _UNWRAP)
+
+
 def html_tags(node: LexborNode, tag: str, base: str | None) -> Tags:
     """The start and end tags to write around ``node``'s content (see ``Tags``)."""
     fixed = _FIXED.get(tag)

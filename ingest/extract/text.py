@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from selectolax.lexbor import LexborNode
 
 from ingest.extract.sanitize import (
+    KNOWN_TAGS,
+    Tags,
     escape_text,
+    fixed_tags,
     html_tags,
     image_source,
     replace_present,
@@ -95,15 +98,26 @@ _BR = "\x00"
 
 # What an element does, looked up once per element: one dict lookup replaces a chain of
 # set tests, which matters because rendering costs a couple of microseconds per node.
-_INLINE, _BLOCK, _SKIP, _LINE_BREAK, _IMAGE, _LINK, _EMPH = range(7)
+# Of the block elements, _SHAPE ones also change how the blocks inside are written
+# (headings, list items, lists, quotes, preformatted text); the rest only end the open
+# block, which the walk does without a call.
+_INLINE, _BLOCK, _SHAPE, _SKIP, _LINE_BREAK, _IMAGE, _LINK, _EMPH = range(8)
+_SHAPING = frozenset({*_HEADINGS, "li", "ul", "ol", "blockquote", "pre"})
 _ACTION = {
     **dict.fromkeys(BLOCK_TAGS, _BLOCK),
+    **dict.fromkeys(_SHAPING, _SHAPE),
     **dict.fromkeys(SKIP_TAGS, _SKIP),
     **dict.fromkeys(_EMPHASIS, _EMPH),
     "br": _LINE_BREAK,
     "img": _IMAGE,
     "a": _LINK,
 }
+# Per tag, what it does and its HTML tags when no attribute plays a part (None: see
+# sanitize.html_tags): one lookup per element instead of two and a call.
+_PLANS: dict[str, tuple[int, Tags | None]] = {
+    tag: (_ACTION.get(tag, _INLINE), fixed_tags(tag)) for tag in _ACTION.keys() | KNOWN_TAGS
+}
+_UNKNOWN: tuple[int, Tags | None] = (_INLINE, ("", ""))  # span, font, custom elements
 
 
 def _md_escape(text: str) -> str:
@@ -243,7 +257,8 @@ class _Walker:
 def render(root: LexborNode, *, base: str | None) -> Rendered:
     """Plain text (blank line between blocks), Markdown and sanitized HTML of ``root``."""
     walker = _Walker(base)
-    add_text = walker.text.append
+    parts = walker.text  # (cleared in place by flush, so this stays the open block's)
+    add_text = parts.append
     html: list[str] = []
     add_html = html.append
     hidden = 0  # how many open elements keep their content out of the HTML
@@ -270,9 +285,15 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
             tag = node.tag or ""
             if tag == "-text":
                 value = node.text_content or ""
-                add_text(value)
-                if walker.md is not None:
-                    walker.md.append(_md_escape(value))
+                # Whitespace that opens a block is collapsed away when the block ends,
+                # so it is left out of the text unless it already has Markdown (where
+                # it would follow a "[") or is preformatted. Half the text nodes are
+                # such indentation between block tags, and without them most blocks
+                # that hold nothing end without a flush.
+                if parts or walker.md is not None or walker.pre or not value.isspace():
+                    add_text(value)
+                    if walker.md is not None:
+                        walker.md.append(_md_escape(value))
                 if not hidden:
                     add_html(escape_text(value))
                 continue
@@ -280,23 +301,35 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
             # other non-elements (tag None) have no children, so they render nothing.
             if tag[:1] == "-":
                 continue
-            action = _ACTION.get(tag, _INLINE)
+            action, fixed = _PLANS.get(tag, _UNKNOWN)
             if action == _SKIP:  # every skipped tag is dropped from the HTML too
                 continue
             if hidden:
                 end = ""
             else:
-                start, end = html_tags(node, tag, base)
+                start, end = fixed or html_tags(node, tag, base)
                 if start:
                     add_html(start)
                 if end is None:
                     hidden += 1
-            closing = _open(walker, node, tag, action) if action else ""
+            if action == _BLOCK:
+                if parts:
+                    walker.flush()
+                else:  # (what flush resets)
+                    walker.kind, walker.prefix, walker.md = "p", "", None
+                closing = ""
+            else:
+                closing = _open(walker, node, tag, action) if action else ""
             stack.append((node.iter(include_text=True), action, tag, closing, end))
             break
         else:
             _, action, tag, closing, end = stack.pop()
             if action == _BLOCK:
+                if parts:
+                    walker.flush()
+                else:
+                    walker.kind, walker.prefix, walker.md = "p", "", None
+            elif action == _SHAPE:
                 walker.close_block(tag)
             elif closing:
                 walker.markup(closing)
@@ -314,7 +347,7 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
 
 def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
     """Handle the start of an element; return the Markdown to write at its end."""
-    if action == _BLOCK:
+    if action == _BLOCK or action == _SHAPE:
         walker.open_block(tag, node)
         return ""
     if action == _LINE_BREAK:
