@@ -347,7 +347,7 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
 
 def _open(walker: _Walker, node: LexborNode, tag: str, action: int) -> str:
     """Handle the start of an element; return the Markdown to write at its end."""
-    if action == _BLOCK or action == _SHAPE:
+    if action in (_BLOCK, _SHAPE):
         walker.open_block(tag, node)
         return ""
     if action == _LINE_BREAK:
