@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
@@ -367,6 +368,47 @@ def test_notes_are_read_in_shown_text_only() -> None:
         + "<p>Last updated: 3 Oct 2020</p><script>var b = 2;</script>"
     )
     assert extract(shown).modified == datetime(2020, 10, 3, tzinfo=UTC)
+
+
+_FRAGMENT_TAGS = ["div", "span", "time", "script", "style", "noscript", "template"]
+_FRAGMENT_TEXT = st.sampled_from(["", " ", "\n  ", "Mar 3, 2024", "a&amp;b", " By Jo ", "é"])
+
+
+@st.composite
+def _fragments(draw: st.DrawFn, depth: int = 0) -> str:
+    """HTML of text and nested elements, some of them script, style, noscript or template."""
+    parts = []
+    for _ in range(draw(st.integers(0, 3))):
+        if depth < 3 and draw(st.booleans()):
+            tag = draw(st.sampled_from(_FRAGMENT_TAGS))
+            parts.append(f"<{tag}>{draw(_fragments(depth + 1))}</{tag}>")
+        else:
+            parts.append(draw(_FRAGMENT_TEXT))
+    return "".join(parts)
+
+
+def _visible_text_reference(node: LexborNode) -> str:
+    """The text nodes under ``node`` not of whitespace only and not straight inside a
+    script, style, noscript or template, joined by spaces: one Python step a node."""
+    parts = []
+    for child in node.traverse(include_text=True, skip_empty=True):
+        parent = child.parent
+        if child.tag == "-text" and (parent is None or parent.tag not in page_dates._INVISIBLE):
+            text = child.text(deep=False)
+            if text:
+                parts.append(text)
+    return " ".join(parts)
+
+
+@given(_fragments())
+@settings(max_examples=300, deadline=None)
+def test_visible_text_in_c_agrees_with_the_walk(html: str) -> None:
+    """The byline search reads a block's text in C when it holds no script or style;
+    either way the text is that of the node-by-node walk."""
+    body = LexborHTMLParser(f"<div>{html}</div>").body
+    assert body is not None
+    for node in body.css("div, span, time"):
+        assert page_dates._visible_text(node) == _visible_text_reference(node)
 
 
 def test_note_folding_characters_are_complete() -> None:
