@@ -451,6 +451,24 @@ def test_review_nested_in_a_business_is_not_the_article() -> None:
     assert got.authors == ("Jane Roe",)
 
 
+def test_scripts_are_data_never_text() -> None:
+    """Scripts are read as data wherever they are (JSON-LD in the body, its type in
+    capitals), and neither they nor styles count as text: a long inline script in the
+    block after the headline does not hide the date printed after it."""
+    ld = (
+        '<script type="Application/LD+JSON">'
+        '{"@type": "Article", "author": {"name": "C Three"}}</script>'
+    )
+    script = "<script>var config = '" + "x" * 4000 + "';</script><style>p { color: red }</style>"
+    got = extract(
+        page(f"<h1>Headline here</h1><div>{script}<p>March 3, 2024</p></div>{article()}{ld}")
+    )
+    assert got.authors == ("C Three",)
+    assert got.published == datetime(2024, 3, 3, tzinfo=UTC)
+    assert "config" not in got.text
+    assert "color" not in got.text
+
+
 def test_script_data_date_when_nothing_is_printed() -> None:
     """A client-rendered page's "publishedAt" in script data gives the date."""
     data = (

@@ -143,11 +143,13 @@ def find_dates(
     title: str | None,
     url: str | None,
     h1: list[LexborNode],
+    scripts: list[LexborNode],
 ) -> PageDates:
     """The published and modified times of the page, from the sources in order.
 
     ``h1`` holds the page's <h1> elements in document order (the metadata query finds
-    them along with the <meta> tags, saving a walk over the page).
+    them along with the <meta> tags, saving a walk over the page), and ``scripts`` its
+    <script> elements, in document order, which the caller took out of the tree.
     """
     page = _Page(tree, title, h1)
     declared_modified = _first(parse_date(v) for v in declared.modified)
@@ -163,7 +165,7 @@ def find_dates(
         or _note(page, _ORIGINALLY)
         or _pick(page.byline, "published")
         or _first(parse_date(v) for v in declared.published if not is_iso_date(v))
-        or _script_date(tree)
+        or _script_date(scripts)
         or _pick(page.named, "published", unlabelled=False)
         # A page that states only when it was last updated: that is when the version
         # the reader gets was published, and the best date it offers (htmldate falls
@@ -213,9 +215,14 @@ class _Page:
 
     @cached_property
     def text(self) -> str:
-        """The body's text, less what scripts and styles hold (``_shown_text``)."""
+        """The body's text (text nodes joined by spaces).
+
+        Scripts and styles are out of the tree by now, so the text holds none of their
+        contents: a note is something the reader sees, and a script's data is not
+        ("Last updated" as a label in a translation table).
+        """
         body = self._tree.body
-        return _shown_text(body) if body is not None else ""
+        return body.text(separator=" ") if body is not None else ""
 
     @cached_property
     def lowered(self) -> str:
@@ -451,31 +458,6 @@ def _visible_text(node: LexborNode) -> str:
     )
 
 
-def _shown_text(body: LexborNode) -> str:
-    """The text of ``body`` (text nodes joined by spaces) less script and style contents.
-
-    A note is something the reader sees; a script's data is not ("Last updated" as a
-    label in a translation table). Scripts were also most of what the note search
-    read: 62% of the body text of the benchmark pages, and the search was 4.7% of an
-    extraction (3.1% without the text itself). Lexbor has no text without them, so
-    each script's or style's content, one text node, is cut out of the body's text,
-    looked for after the previous cut: 0.5-1% of an extraction faster, interleaved.
-    """
-    text = body.text(separator=" ")
-    kept: list[str] = []
-    at = 0
-    for node in body.css("script, style"):
-        content = node.text()
-        found = text.find(content, at) if content else -1
-        if found >= 0:
-            kept.append(text[at:found])
-            at = found + len(content)
-    if not kept:
-        return text
-    kept.append(text[at:])
-    return "".join(kept)
-
-
 def _note(page: _Page, phrases: tuple[str, ...]) -> datetime | None:
     """The date right after one of ``phrases`` anywhere in the page's lower-cased text.
 
@@ -500,10 +482,10 @@ def _note(page: _Page, phrases: tuple[str, ...]) -> datetime | None:
     return None
 
 
-def _script_date(tree: LexborHTMLParser) -> datetime | None:
+def _script_date(scripts: list[LexborNode]) -> datetime | None:
     """A publication date in the page's script data, the first in document order."""
     size = 0
-    for script in tree.css("script"):
+    for script in scripts:
         text = script.text()
         size += len(text)
         if size > _SCRIPT_TEXT_LIMIT:
