@@ -147,9 +147,11 @@ def _credit(blocks: Blocks, words: list[int], links: list[int]) -> tuple[list[fl
     credited: list[int] = []
     dead = blocks.dead()
     tags, parents, own = blocks.tags, blocks.parents, blocks.own
-    for i, tag in enumerate(tags):
-        if tag not in _UNIT_TAGS or dead[i]:
-            continue
+    # (A comprehension picks the live text elements, a third of all, in less time than
+    # the loop's own test of every element took.)
+    units = [i for i, tag in enumerate(tags) if tag in _UNIT_TAGS and not dead[i]]
+    for i in units:
+        tag = tags[i]
         if tag in _UNIT_DEEP:
             count, linked = words[i], links[i]
         else:
@@ -159,14 +161,15 @@ def _credit(blocks: Blocks, words: list[int], links: list[int]) -> tuple[list[fl
         if linked > _MAX_LINK_DENSITY * count:
             continue
         good = float(count - linked)  # > 0, so a credit of 0.0 means "not credited yet"
-        node, levels = i, 0
-        while node >= 0 and levels < _MAX_LEVELS:
+        node = i
+        for _ in range(_MAX_LEVELS):  # (element 0 has no parent: -1 ends the walk)
             so_far = credit[node]
             if not so_far:
                 credited.append(node)
             credit[node] = so_far + good
             node = parents[node]
-            levels += 1
+            if node < 0:
+                break
     return credit, credited
 
 
