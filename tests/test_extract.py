@@ -15,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
 from ingest.extract import extract, page_dates
+from ingest.extract.blocks import Blocks
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html, is_utf8
 from ingest.extract.limits import MAX_DEPTH, flatten_deep_nesting
@@ -409,6 +410,20 @@ def test_visible_text_in_c_agrees_with_the_walk(html: str) -> None:
     assert body is not None
     for node in body.css("div, span, time"):
         assert page_dates._visible_text(node) == _visible_text_reference(node)
+
+
+@given(_fragments())
+@settings(max_examples=300, deadline=None)
+def test_parents_text_is_the_text_read_from_the_tree(html: str) -> None:
+    """Pruning gives a block the verdict of a parent whose text is all inside it: that
+    is so exactly when the two read the same text from the tree, but for whitespace."""
+    body = LexborHTMLParser(f"<div>{html}</div>").body
+    assert body is not None
+    blocks = Blocks(body)
+    for i in range(1, len(blocks.tags)):
+        parent = blocks.nodes[blocks.parents[i]]
+        same = parent.text().strip() == blocks.nodes[i].text().strip()
+        assert blocks.has_parents_text(i) == same
 
 
 def test_note_folding_characters_are_complete() -> None:

@@ -137,6 +137,16 @@ class Blocks:
             text = self._texts[i] = self.nodes[i].text()
         return text
 
+    def has_parents_text(self, i: int) -> bool:
+        """Is all of the text under element ``i``'s parent under ``i``?
+
+        Then the parent's text, as read from the tree, is ``i``'s but for whitespace
+        around it: every other text node under the parent is whitespace (one with
+        anything else has a word). Removals do not count: they are not applied yet.
+        """
+        parent, own, ends = self.parents[i], self.own, self.ends
+        return parent >= 0 and not any(own[parent:i]) and not any(own[ends[i] : ends[parent]])
+
     def numbers(self, nodes: list[LexborNode]) -> list[int]:
         """Element numbers of nodes (CSS matches); nodes outside the index are skipped."""
         index = self.index
