@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
-from ingest.extract import extract, page_dates
+from ingest.extract import dates, extract, page_dates
 from ingest.extract.blocks import Blocks
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html, is_utf8
@@ -424,6 +425,43 @@ def test_parents_text_is_the_text_read_from_the_tree(html: str) -> None:
         parent = blocks.nodes[blocks.parents[i]]
         same = parent.text().strip() == blocks.nodes[i].text().strip()
         assert blocks.has_parents_text(i) == same
+
+
+# The date patterns as first written, each with its look back in front.
+_PLAIN_DATE_PATTERNS = {
+    "_ISO_DAY": r"(?<![\d.])((?:19|20)\d\d)([-/.])(\d{1,2})\2(\d{1,2})(?![\d])",
+    "_DMY": r"(?<!\d)(\d{1,2})(?:st|nd|rd|th|er|º)?\.?\s*(?:of\s+|de\s+)?"
+    + dates._MONTH
+    + r",?\s+(?:de\s+)?"
+    + dates._YEAR
+    + r"(?!\d)",
+    "_NUMERIC": r"(?<![\d./])(\d{1,2})([./])(\d{1,2})\2" + dates._YEAR + r"(?![\d])",
+}
+_DATE_PIECES = st.sampled_from(
+    [
+        *("1", "2", "0", "9", "12", "19", "20", "2024", "1999"),
+        *(" ", "  ", "\n", ".", "/", "-", ","),
+        *("May", "mai", "Sept", "st", "de ", "of ", "x", "º", "é", "_"),
+    ]
+)
+
+
+@given(st.lists(_DATE_PIECES, max_size=14).map("".join))
+@example("x12 May 2025 and 123 May 2025, 1.2.2024, 3/14/2024, 2024-05-06")
+@example("120 May 2024 12.2024-01-02 .2024-01-02 12/12/2024")
+@example("May 12 2024, Sept 1st, 1999")
+@settings(max_examples=500, deadline=None)
+def test_date_patterns_agree_with_the_plain_ones(text: str) -> None:
+    """The date patterns, turned around to search faster, find what the plain ones find;
+    and the cheap test that _MDY runs behind holds wherever _MDY matches."""
+    for name, plain in _PLAIN_DATE_PATTERNS.items():
+        fast = getattr(dates, name)
+        expected = re.compile(plain, fast.flags)
+        assert [(m.span(), m.groups()) for m in fast.finditer(text)] == [
+            (m.span(), m.groups()) for m in expected.finditer(text)
+        ]
+    for match in dates._MDY.finditer(text):
+        assert dates._DAY_YEAR.search(text, match.start(), match.end())
 
 
 def test_note_folding_characters_are_complete() -> None:
