@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
-from ingest.extract import dates, extract, page_dates
+from ingest.extract import clean, dates, extract, page_dates
 from ingest.extract.blocks import Blocks
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html, is_utf8
@@ -462,6 +462,28 @@ def test_date_patterns_agree_with_the_plain_ones(text: str) -> None:
         ]
     for match in dates._MDY.finditer(text):
         assert dates._DAY_YEAR.search(text, match.start(), match.end())
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        ("share-bar ", "strong"),
+        ("shareButtons ", "strong"),  # camelCase humps split
+        (" comments", "strong"),  # an id alone
+        ("Ad-Slot ", "strong"),
+        ("sr-only x", "strong"),  # an exact marker
+        ("post-meta ", "weak"),  # a weak word beside a content word
+        ("author-bio ", "weak"),  # weak words only
+        ("main-content sidebar", "weak"),  # a strong word in a block that names content
+        ("x MostRead", "weak"),
+        ("content ", ""),
+        ("col-md-8 row", ""),
+        ("art header", ""),  # no word holds a boilerplate word inside it
+    ],
+)
+def test_class_and_id_verdicts(value: str, verdict: str) -> None:
+    """How class and id values ("class id") are judged as boilerplate."""
+    assert clean._boilerplate(value) == verdict
 
 
 def test_note_folding_characters_are_complete() -> None:
