@@ -407,8 +407,11 @@ def remove_boilerplate(blocks: Blocks, root: int, *, protected: set[int]) -> Non
         if i < 0 or dead[i] or i in skip:
             continue  # (dead: inside a block removed already, nothing to decide)
         # The class and the id alone: a dict of all the attributes (styles, data-*,
-        # srcset) costs more to build.
-        verdict = _boilerplate(f"{node.attrs.get('class') or ''} {node.id or ''}")
+        # srcset) costs more to build. Most elements have no id: their class is the
+        # value judged as it is, with no string built to join the two.
+        value = node.attrs.get("class") or ""
+        ident = node.id
+        verdict = _boilerplate(f"{value} {ident}" if ident else value)
         if verdict == "strong" or (verdict == "weak" and words[i] <= weak_limit):
             blocks.remove(i)
 
