@@ -289,13 +289,21 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
                 # so it is left out of the text unless it already has Markdown (where
                 # it would follow a "[") or is preformatted. Half the text nodes are
                 # such indentation between block tags, and without them most blocks
-                # that hold nothing end without a flush.
-                if parts or walker.md is not None or walker.pre or not value.isspace():
+                # that hold nothing end without a flush. (Whitespace needs no escaping
+                # either.)
+                if not value.isspace():
                     add_text(value)
                     if walker.md is not None:
                         walker.md.append(_md_escape(value))
+                    if not hidden:
+                        add_html(escape_text(value))
+                    continue
+                if parts or walker.md is not None or walker.pre:
+                    add_text(value)
+                    if walker.md is not None:
+                        walker.md.append(value)  # (whitespace: nothing to escape)
                 if not hidden:
-                    add_html(escape_text(value))
+                    add_html(value)
                 continue
             # Comments and doctypes ("-comment", "-doctype") hold nothing to render;
             # other non-elements (tag None) have no children, so they render nothing.
