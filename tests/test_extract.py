@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
-from ingest.extract import clean, dates, extract, page_dates
+from ingest.extract import clean, dates, extract, limits, page_dates
 from ingest.extract.blocks import Blocks
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html, is_utf8
@@ -759,6 +759,33 @@ def test_deep_inline_levels_are_flattened_before_parsing(level: str) -> None:
     opening = level[: level.index(">") + 1].encode()
     assert flatten_deep_nesting(raw).count(opening) == MAX_DEPTH
     assert raw.count(opening) == 20_000
+
+
+_TAG_SOUP = st.sampled_from(
+    [
+        *("<div>", "</div>", "<DIV class=x>", "</Div >", "<span>", "</span>", "<x-card>"),
+        *("</x-card>", "<p>", "</p>", "<br>", "<br/>", "<li>", "<param>", "<pre>", "</pre>"),
+        *("<a href='/'>", "</a>", "<path/>", "text", "<", "</", "a<b)", "i<n;", "<1>"),
+    ]
+)
+
+
+def _plain_max_depth(html: bytes) -> int:
+    """The nesting depth as first written: the running sum in Python."""
+    pattern = re.compile(
+        rb"<(/?)(?!(?:" + b"|".join(sorted(limits._FLAT)) + rb")[\s/>])[a-z][a-z0-9:-]*[\s/>]"
+    )
+    sums = [0]
+    for closing in pattern.findall(html.lower()):
+        sums.append(sums[-1] + (-1 if closing else 1))
+    return max(total - min(sums[: at + 1]) for at, total in enumerate(sums))
+
+
+@given(st.lists(_TAG_SOUP, max_size=40).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_nesting_depth_agrees_with_the_plain_count(html: str) -> None:
+    """The screen for deep nesting counts as the plain running sum does."""
+    assert limits._max_depth(html.encode()) == _plain_max_depth(html.encode())
 
 
 RUSSIAN = "Президент поручил создать службу по делам иностранных граждан в министерстве."
