@@ -209,7 +209,9 @@ class _Walker:
                     md = md.replace("\n", "  \n")
             else:
                 md = _lines("".join(md_parts), "  \n")
-        self.blocks.append((kind, text, "> " * self.quote + prefix + md))
+        if self.quote or prefix:  # (most blocks have neither: no copy of their Markdown)
+            md = "> " * self.quote + prefix + md
+        self.blocks.append((kind, text, md))
 
     def open_block(self, tag: str, node: LexborNode) -> None:
         if self.text:
