@@ -352,10 +352,20 @@ def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
             value = safe_url(value, base=base, allow_mailto=tag == "a")
             if value is None:
                 continue
-        parts.append(f'{name}="{escape(value)}"')
+        parts.append(f'{name}="{_escape_attribute(value)}"')
     if tag == "img" and not any(p.startswith("src=") for p in parts):
         return None
     return "<" + " ".join(parts) + ">"
+
+
+def _escape_attribute(value: str) -> str:
+    """``value`` escaped for a double-quoted attribute (as ``html.escape(value)``)."""
+    # As in escape_text: the five characters are looked for first, since most values (a
+    # width, an alt text, a URL without a query) hold none of them and escape() runs
+    # five replaces over the whole value regardless.
+    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
+        return escape(value)
+    return value
 
 
 def image_source(attrs: dict[str, str | None], src: str | None) -> str | None:
