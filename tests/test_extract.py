@@ -486,6 +486,18 @@ def test_class_and_id_verdicts(value: str, verdict: str) -> None:
     assert clean._boilerplate(value) == verdict
 
 
+def test_forms_landmarks_and_a_page_wrapping_form() -> None:
+    """A page-wrapping form (one holding paragraphs) keeps what it holds; other forms go,
+    and so do landmarks with the forms inside them."""
+    body = LexborHTMLParser(
+        "<body><nav><form><p>menu</p><input></form></nav><form><p>kept</p></form>"
+        "<aside><form>search</form></aside><form><input name=q> go</form><p>text</p></body>"
+    ).body
+    assert body is not None
+    clean.remove_junk(body)
+    assert body.html == "<body><p>kept</p><p>text</p></body>"
+
+
 def test_note_folding_characters_are_complete() -> None:
     """Every non-ASCII character whose lower case holds a letter of a note phrase is
     listed, so the cheap test for a note never misses one."""

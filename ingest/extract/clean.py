@@ -298,7 +298,16 @@ def remove_junk(body: LexborNode) -> None:
     removing them in C first halves the work of every later pass.
     """
     decompose_all(body.css(_JUNK))
-    landmarks = [(node, count_words(node.text())) for node in body.css(_LANDMARKS)]
+    # Landmarks and forms come from one query (each query walks the whole page); forms
+    # are handled after the landmarks go, and one inside a landmark is out of the page
+    # by then, so what is done to it changes nothing.
+    landmarks: list[tuple[LexborNode, int]] = []
+    forms: list[LexborNode] = []
+    for node in body.css(_LANDMARKS + ", form"):
+        if node.tag == "form":
+            forms.append(node)
+        else:
+            landmarks.append((node, count_words(node.text())))
     if any(words >= _LANDMARK_SUSPECT_WORDS for _, words in landmarks):
         # A landmark stays only if it holds more than half the page's words, so the
         # page's words need counting only up to twice the largest landmark's: past
@@ -310,7 +319,7 @@ def remove_junk(body: LexborNode) -> None:
         limit = _LANDMARK_MAX_SHARE * total
         landmarks = [(node, words) for node, words in landmarks if words <= limit]
     decompose_all([node for node, _ in landmarks])
-    for form in reversed(body.css("form")):
+    for form in reversed(forms):
         # A form that holds paragraphs is a page-wrapping form: keep what is inside.
         if form.css_first("p") is not None:
             form.unwrap()
