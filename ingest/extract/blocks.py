@@ -81,7 +81,16 @@ class Blocks:
             self.nodes,
         )
         in_link = self.linked
-        for node in root.traverse(include_text=True, skip_empty=True):
+        walk = root.traverse(include_text=True, skip_empty=True)
+        next(walk)  # root itself, element 0: recorded here, so the loop has no test for it
+        index[root.mem_id] = 0
+        nodes.append(root)
+        tags.append(root.tag or "")
+        parents.append(-1)
+        own.append(0)
+        own_links.append(0)
+        in_link.append(root.tag == "a")
+        for node in walk:
             tag = node.tag
             if tag == _TEXT:
                 text = node.text_content
@@ -107,15 +116,16 @@ class Blocks:
                 continue
             if not tag or tag[0] in "-!":  # comments, doctype
                 continue
-            number = len(tags)
-            parent = index.get(node.parent.mem_id, -1) if number else -1  # type: ignore[union-attr]
-            index[node.mem_id] = number
+            # Every node here is under root, so its parent is indexed (the default never
+            # serves).
+            parent = index.get(node.parent.mem_id, 0)  # type: ignore[union-attr]
+            index[node.mem_id] = len(tags)
             nodes.append(node)
             tags.append(tag)
             parents.append(parent)
             own.append(0)
             own_links.append(0)
-            in_link.append(tag == "a" or (parent >= 0 and in_link[parent]))
+            in_link.append(tag == "a" or in_link[parent])
 
     def _subtrees(self) -> tuple[list[int], list[int], list[int]]:
         """Per element: where its subtree ends, and the words and link words in it.
