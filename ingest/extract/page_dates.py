@@ -392,7 +392,7 @@ def _time_dates(nodes: Iterable[LexborNode]) -> Iterator[_Seen]:
         attrs = node.attributes
         when = parse_date(attrs.get("datetime") or attrs.get("content") or node.text())
         if when is not None:
-            yield _Seen(when, _named_kind(node) or _label_before(node))
+            yield _Seen(when, _named_kind(attrs) or _label_before(node))
 
 
 def _text_dates(text: str) -> Iterator[_Seen]:
@@ -413,7 +413,7 @@ def _named_dates(tree: LexborHTMLParser) -> Iterator[_Seen]:
     for node in body.css(_DATE_SELECTOR)[:_DATE_NODES]:
         attrs = node.attributes
         machine = parse_date(attrs.get("datetime") or attrs.get("content"))
-        kind = _named_kind(node)
+        kind = _named_kind(attrs)
         if machine is not None:
             yield _Seen(machine, kind or _label_before(node))
             continue
@@ -423,9 +423,9 @@ def _named_dates(tree: LexborHTMLParser) -> Iterator[_Seen]:
                 yield _Seen(found.when, found.kind or kind or _label_before(node))
 
 
-def _named_kind(node: LexborNode) -> str | None:
-    """What a node's class, id, itemprop or pubdate attribute say its date is."""
-    attrs = node.attributes
+def _named_kind(attrs: dict[str, str | None]) -> str | None:
+    """What an element's class, id, itemprop or pubdate attribute (of ``attrs``, its
+    attributes) say its date is."""
     if "pubdate" in attrs:
         return "published"
     names = " ".join(attrs.get(k) or "" for k in ("itemprop", "class", "id"))
