@@ -7,6 +7,7 @@ import gc
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -15,7 +16,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.document import from_document, to_document
 from ingest.errors import ExtractError
-from ingest.extract import clean, dates, extract, limits, page_dates
+from ingest.extract import clean, dates, extract, limits, page_dates, teasers
 from ingest.extract.blocks import Blocks
 from ingest.extract.dates import date_from_url, parse_date, text_dates
 from ingest.extract.decode import decode_html, is_utf8
@@ -496,6 +497,26 @@ def test_forms_landmarks_and_a_page_wrapping_form() -> None:
     assert body is not None
     clean.remove_junk(body)
     assert body.html == "<body><p>kept</p><p>text</p></body>"
+
+
+@pytest.mark.parametrize(
+    "href",
+    [
+        *("/a", "/", "/a?b#c", " /a ", "/\\x", "x/y", "//other.example/a"),
+        *("//www.site.example/x", "https://site.example/", "https://evil.example/"),
+        *("HTTPS://News.Site.Example/a", "http://["),
+    ],
+)
+def test_teaser_links_to_the_site_as_urlsplit_says(href: str) -> None:
+    """A teaser's link is to the page's site when urlsplit finds no host or the site's;
+    a path is taken for the site without asking urlsplit."""
+    try:
+        host = urlsplit(href.strip()).hostname
+    except ValueError:
+        expected = False
+    else:
+        expected = host is None or host == "site.example" or host.endswith(".site.example")
+    assert teasers._same_site(href, "site.example") == expected
 
 
 def test_note_folding_characters_are_complete() -> None:

@@ -116,8 +116,11 @@ def _site(url: str) -> str:
 def _same_site(href: str | None, site: str) -> bool:
     if not href:
         return False
+    href = href.strip()
+    if href[:1] == "/" and href[1:2] != "/":  # a path: this site (urlsplit has no host)
+        return True
     try:
-        host = urlsplit(href.strip()).hostname
+        host = urlsplit(href).hostname
     except ValueError:
         return False
     return host is None or host == site or host.endswith("." + site)
