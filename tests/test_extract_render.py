@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from html import escape
 from urllib.parse import urljoin
 
 from hypothesis import given, settings
@@ -11,7 +12,14 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from ingest.extract.blocks import _UNSPACED, _unspaced_words
-from ingest.extract.sanitize import _join, _join_slowly, resolve, safe_url, sanitize
+from ingest.extract.sanitize import (
+    _escape_attribute,
+    _join,
+    _join_slowly,
+    resolve,
+    safe_url,
+    sanitize,
+)
 from ingest.extract.text import _collapse, render
 
 BASE = "https://example.com/dir/page"
@@ -220,6 +228,12 @@ def test_only_the_space_is_printable_whitespace() -> None:
 def test_collapse_matches_split_and_join(raw: str) -> None:
     """The shortcut in whitespace collapsing gives what split and join give."""
     assert _collapse(raw) == " ".join(raw.split())
+
+
+@given(st.text(alphabet=st.sampled_from("ab &<>\"';é"), max_size=20) | st.text(max_size=20))
+def test_attribute_escaping_agrees_with_html_escape(value: str) -> None:
+    """Attribute values are escaped as ``html.escape`` escapes them."""
+    assert _escape_attribute(value) == escape(value)
 
 
 def test_long_urls_are_not_cached() -> None:

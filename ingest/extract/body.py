@@ -147,8 +147,8 @@ def _credit(blocks: Blocks, words: list[int], links: list[int]) -> tuple[list[fl
     credited: list[int] = []
     dead = blocks.dead()
     tags, parents, own = blocks.tags, blocks.parents, blocks.own
-    # (A comprehension picks the live text elements, a third of all, in less time than
-    # the loop's own test of every element took.)
+    # (A comprehension picks the live text elements, two fifths of all, in less time
+    # than the loop's own test of every element took.)
     units = [i for i, tag in enumerate(tags) if tag in _UNIT_TAGS and not dead[i]]
     for i in units:
         tag = tags[i]

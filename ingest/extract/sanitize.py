@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from html import escape
 from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborNode
@@ -360,12 +359,13 @@ def _start_tag(node: LexborNode, tag: str, base: str | None) -> str | None:
 
 def _escape_attribute(value: str) -> str:
     """``value`` escaped for a double-quoted attribute (as ``html.escape(value)``)."""
-    # As in escape_text: the five characters are looked for first, since most values (a
-    # width, an alt text, a URL without a query) hold none of them and escape() runs
-    # five replaces over the whole value regardless.
-    if "&" in value or "<" in value or ">" in value or '"' in value or "'" in value:
-        return escape(value)
-    return value
+    # As in escape_text: each character is looked for before it is replaced, since most
+    # values (a width, an alt text, a URL without a query) hold none of the five, and
+    # escape() runs five replaces over the whole value regardless.
+    return replace_present(value, _ATTRIBUTE_ESCAPES)
+
+
+_ATTRIBUTE_ESCAPES = (*_HTML_ESCAPES, ('"', "&quot;"), ("'", "&#x27;"))
 
 
 def image_source(attrs: dict[str, str | None], src: str | None) -> str | None:
