@@ -214,10 +214,7 @@ class _Walker:
         self.blocks.append((kind, text, md))
 
     def open_block(self, tag: str, node: LexborNode) -> None:
-        if self.text:
-            self.flush()
-        else:  # most block boundaries close nothing: skip the call
-            self.kind, self.prefix, self.md = "p", "", None
+        self.flush()
         if tag in _HEADINGS:
             self.kind, self.prefix = tag, "#" * _HEADINGS[tag] + " "
         elif tag == "li":
@@ -237,10 +234,7 @@ class _Walker:
             self.pre += 1
 
     def close_block(self, tag: str) -> None:
-        if self.text:
-            self.flush()
-        else:
-            self.kind, self.prefix, self.md = "p", "", None
+        self.flush()
         if (tag == "ul" or tag == "ol") and self.lists:
             self.lists.pop()
         elif tag == "blockquote":
@@ -323,9 +317,11 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
                 if end is None:
                     hidden += 1
             if action == _BLOCK:
+                # walker.flush(), without the call when the open block holds nothing
+                # (most block boundaries): then it only resets these.
                 if parts:
                     walker.flush()
-                else:  # (what flush resets)
+                else:
                     walker.kind, walker.prefix, walker.md = "p", "", None
                 closing = ""
             else:
@@ -335,7 +331,7 @@ def render(root: LexborNode, *, base: str | None) -> Rendered:
         else:
             _, action, tag, closing, end = stack.pop()
             if action == _BLOCK:
-                if parts:
+                if parts:  # (walker.flush(), as above)
                     walker.flush()
                 else:
                     walker.kind, walker.prefix, walker.md = "p", "", None
